@@ -1,0 +1,3 @@
+from humanssl.cli import main
+
+raise SystemExit(main())
