@@ -1,0 +1,122 @@
+"""`humanssl pretrain`: data -> method -> engine, with a kNN re-id check before and after."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+
+from humanssl.config import to_dict
+from humanssl.data.collate import collate_samples
+from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, SyntheticUnlabeled, labeled_split
+from humanssl.data.transforms import MultiCropTransform, eval_transform
+from humanssl.data.unlabeled import ImageFolderDataset, ImageListDataset
+from humanssl.engine import distributed
+from humanssl.engine.run_dir import choose_run_dir, read_metrics
+from humanssl.engine.trainer import Trainer
+from humanssl.errors import UserError
+from humanssl.eval.knn import knn_reid
+from humanssl.methods.dino import DINO
+from humanssl.models.backbones import create_backbone
+from humanssl.plot import training_summary
+from humanssl.pretrain_config import DataConfig, PretrainConfig
+
+
+def build_unlabeled(cfg: DataConfig, transform, seed: int, image_size: tuple[int, int]):
+    if cfg.source == "synthetic":
+        world = SyntheticPersons(seed=world_seed(cfg, seed), num_cameras=cfg.synthetic_cameras, image_size=image_size)
+        return SyntheticUnlabeled(cfg.synthetic_images, cfg.synthetic_identities, world, transform=transform)
+    if cfg.root is None:
+        raise UserError(f"data.root is required when data.source={cfg.source}")
+    if cfg.source == "folder":
+        return ImageFolderDataset(cfg.root, transform=transform)
+    return ImageListDataset(cfg.root, root=cfg.list_root, transform=transform)
+
+
+def world_seed(cfg: DataConfig, seed: int) -> int:
+    return seed if cfg.synthetic_seed is None else cfg.synthetic_seed
+
+
+def build_method(cfg: PretrainConfig):
+    def make_backbone(drop_path: float):
+        return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights)
+
+    return DINO(make_backbone, cfg.dino, drop_path=cfg.model.drop_path)
+
+
+def knn_sets(cfg: PretrainConfig):
+    """Labelled synthetic query/gallery with ids after the pretraining ids (never seen in training)."""
+    size = cfg.knn.image_size or cfg.crops.global_size
+    world = SyntheticPersons(seed=world_seed(cfg.data, cfg.train.seed), num_cameras=cfg.data.synthetic_cameras,
+                             image_size=size)
+    query, gallery = labeled_split(world, cfg.knn.identities, first_pid=cfg.data.synthetic_identities + 1,
+                                   images_per_camera=cfg.knn.images_per_camera,
+                                   cameras_per_identity=cfg.knn.cameras_per_identity)
+    tf = eval_transform(size, cfg.crops.mean, cfg.crops.std)
+    return SyntheticLabeled(query, world, tf), SyntheticLabeled(gallery, world, tf)
+
+
+def run_pretrain(cfg: PretrainConfig, echo=print) -> dict:
+    dist = distributed.setup(cfg.train.device)
+    try:
+        return _run(cfg, dist, echo if dist.is_main else (lambda *a, **k: None))
+    finally:
+        distributed.teardown()
+
+
+def _run(cfg: PretrainConfig, dist, echo) -> dict:
+    torch.manual_seed(cfg.train.seed)  # the same initial weights on every process
+    run_dir, resume_from = distributed.broadcast_object(
+        choose_run_dir(cfg.train.output_dir, cfg.train.run_name, cfg.method, cfg.train.resume)
+        if dist.is_main else None)
+    config_yaml = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(config_yaml)
+    echo(f"run folder: {run_dir}" + (f" (resuming from {resume_from.name})" if resume_from else ""))
+    dataset = build_unlabeled(cfg.data, MultiCropTransform(cfg.crops), cfg.train.seed, cfg.crops.global_size)
+    method = build_method(cfg)
+    echo(f"method {cfg.method}, backbone {cfg.model.backbone}, {len(dataset)} training images, "
+         f"{dist.world_size} process(es) on {dist.device}")
+
+    scores_path = run_dir / "knn.json"
+    scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
+    knn_data = knn_sets(cfg) if (cfg.knn.enabled and dist.is_main) else None
+    if knn_data and "random init" not in scores:
+        backbone = method.downstream_backbone().to(dist.device)
+        scores["raw pixels"] = knn_reid(None, *knn_data, dist.device, cfg.knn.batch_size)
+        scores["random init"] = knn_reid(backbone, *knn_data, dist.device, cfg.knn.batch_size)
+        scores_path.write_text(json.dumps(scores, indent=2))
+        for name in ("raw pixels", "random init"):
+            echo(f"kNN re-id, {name:<12}: mAP {scores[name]['mAP']:5.1f}  R1 {scores[name]['R1']:5.1f}")
+    distributed.barrier()
+
+    trainer = Trainer(method, dataset, collate_samples, train=cfg.train, optim=cfg.optim, run_dir=run_dir,
+                      dist=dist, config_yaml=config_yaml, resume_from=resume_from,
+                      max_bad_fraction=cfg.data.max_bad_fraction)
+    result = trainer.fit()
+    summary = {"run_dir": str(run_dir), "steps": result.steps, "finished": result.finished,
+               "images_per_second": result.images_per_second, "skipped_images": result.skipped_images}
+    if result.skipped_images:
+        echo(f"skipped {result.skipped_images} unreadable image(s) (listed as warnings above)")
+    if knn_data and result.finished:
+        scores["pretrained"] = knn_reid(method.downstream_backbone(), *knn_data, dist.device, cfg.knn.batch_size)
+        scores_path.write_text(json.dumps(scores, indent=2))
+        echo(f"kNN re-id, {'pretrained':<12}: mAP {scores['pretrained']['mAP']:5.1f}  "
+             f"R1 {scores['pretrained']['R1']:5.1f}")
+    summary["knn"] = scores
+    if dist.is_main:
+        write_outputs(run_dir, scores, summary)
+        echo(f"checkpoint: {trainer.last_checkpoint}")
+        echo(f"metrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'summary.png'}")
+    distributed.barrier()
+    return summary
+
+
+def write_outputs(run_dir: Path, scores: dict, summary: dict) -> None:
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r]
+    training_summary(run_dir / "summary.png", [r["step"] for r in records], [r["loss"] for r in records],
+                     {k: v["mAP"] for k, v in scores.items()}, title=f"run {run_dir.name}")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,55 @@
+"""The pretraining recipe schema: every key `humanssl pretrain` accepts, with its default.
+
+Defaults are the official DINO / SOLIDER numbers; the embedded demo
+(`humanssl/configs/demo_pretrain.yaml`) shrinks sizes so the whole run fits a laptop CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from humanssl.data.transforms import MultiCropConfig
+from humanssl.engine.settings import OptimConfig, TrainConfig
+from humanssl.methods.dino import DinoConfig
+
+
+@dataclass
+class DataConfig:
+    source: Literal["synthetic", "folder", "list"] = "synthetic"
+    root: str | None = None  # folder of images (source=folder) or a text file of paths (source=list)
+    list_root: str | None = None  # base folder for relative paths in a list; default: the list's folder
+    synthetic_images: int = 4000
+    synthetic_identities: int = 400
+    synthetic_cameras: int = 6
+    synthetic_seed: int | None = None  # default: train.seed
+    max_bad_fraction: float = 0.01  # stop when more than this fraction of image reads fail
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "vit_small"
+    drop_path: float = 0.1  # student only; the teacher never drops
+    weights: str | None = None  # local file of initial backbone weights
+
+
+@dataclass
+class KnnConfig:
+    enabled: bool = True
+    identities: int = 100  # synthetic test ids, disjoint from the pretraining ids
+    cameras_per_identity: int = 3
+    images_per_camera: int = 2
+    image_size: tuple[int, int] | None = None  # default: crops.global_size
+    batch_size: int = 128
+
+
+@dataclass
+class PretrainConfig:
+    method: Literal["dino"] = "dino"
+    data: DataConfig = field(default_factory=DataConfig)
+    crops: MultiCropConfig = field(default_factory=MultiCropConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dino: DinoConfig = field(default_factory=DinoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
