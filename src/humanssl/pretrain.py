@@ -49,8 +49,7 @@ def build_method(cfg: PretrainConfig):
 def knn_sets(cfg: PretrainConfig):
     """Labelled synthetic query/gallery with ids after the pretraining ids (never seen in training)."""
     size = cfg.knn.image_size or cfg.crops.global_size
-    world = SyntheticPersons(seed=world_seed(cfg.data, cfg.train.seed), num_cameras=cfg.data.synthetic_cameras,
-                             image_size=size)
+    world = SyntheticPersons(seed=world_seed(cfg.data, cfg.train.seed), num_cameras=cfg.knn.cameras, image_size=size)
     query, gallery = labeled_split(world, cfg.knn.identities, first_pid=cfg.data.synthetic_identities + 1,
                                    images_per_camera=cfg.knn.images_per_camera,
                                    cameras_per_identity=cfg.knn.cameras_per_identity)

@@ -21,7 +21,7 @@ class DataConfig:
     list_root: str | None = None  # base folder for relative paths in a list; default: the list's folder
     synthetic_images: int = 4000
     synthetic_identities: int = 400
-    synthetic_cameras: int = 6
+    synthetic_cameras: int = 300  # scenes of the unlabelled stream: many, like LUPerson's videos
     synthetic_seed: int | None = None  # default: train.seed
     max_bad_fraction: float = 0.01  # stop when more than this fraction of image reads fail
 
@@ -37,6 +37,7 @@ class ModelConfig:
 class KnnConfig:
     enabled: bool = True
     identities: int = 100  # synthetic test ids, disjoint from the pretraining ids
+    cameras: int = 6  # a Market-1501-like camera network
     cameras_per_identity: int = 3
     images_per_camera: int = 2
     image_size: tuple[int, int] | None = None  # default: crops.global_size

@@ -69,12 +69,14 @@ def test_pose_index_changes_the_image(world):
     assert not np.array_equal(np.asarray(world.render(5, 3, 0)), np.asarray(world.render(5, 3, 1)))
 
 
-def test_user_mistakes_raise_user_errors(world):
+def test_user_mistakes_raise_user_errors(world, tmp_path):
     for args in [(0, 1, 0), (1, 0, 0), (1, 7, 0), (1, 1, -1)]:
         with pytest.raises(UserError):
             world.render(*args)
     with pytest.raises(UserError, match="num_cameras"):
-        SyntheticPersons(num_cameras=10)
+        SyntheticPersons(num_cameras=0)
+    with pytest.raises(UserError, match="one-digit camera"):
+        write_market1501(tmp_path / "m", SyntheticPersons(num_cameras=12))
     with pytest.raises(UserError, match="image_size"):
         SyntheticPersons(image_size=(8, 4))
 
@@ -97,7 +99,7 @@ def test_raw_pixels_are_confounded_by_the_camera(world):
     nearest = [keys[j] for j in d.argmin(1)]
     same_cam = np.mean([n[1] == k[1] for k, n in zip(keys, nearest)])
     same_pid = np.mean([n[0] == k[0] for k, n in zip(keys, nearest)])
-    assert same_cam > 0.7 and same_pid < 0.3
+    assert same_cam > 0.5 and same_pid < 0.3  # chance of a same-camera neighbour: 7/31
 
 
 def test_each_camera_has_its_own_background_scale_and_viewpoint(world):

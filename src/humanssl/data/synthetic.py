@@ -43,10 +43,8 @@ class SyntheticPersons:
     def __post_init__(self) -> None:
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise UserError(f"synthetic world: seed must be an integer >= 0, got {self.seed!r}")
-        if not 1 <= int(self.num_cameras) <= 9:
-            raise UserError(
-                f"synthetic world: num_cameras must be in 1..9 (Market names hold one digit), got {self.num_cameras!r}"
-            )
+        if int(self.num_cameras) < 1:
+            raise UserError(f"synthetic world: num_cameras must be >= 1, got {self.num_cameras!r}")
         size = tuple(int(v) for v in self.image_size)
         if len(size) != 2 or size[0] < 16 or size[1] < 8:
             raise UserError(f"synthetic world: image_size must be (H, W), H >= 16, W >= 8; got {self.image_size!r}")
@@ -242,6 +240,8 @@ def write_market1501(
     """
     if num_train_ids < 1 or num_test_ids < 1 or num_distractors < 0 or num_junk < 0:
         raise UserError("write_market1501: need num_train_ids, num_test_ids >= 1 and num_distractors, num_junk >= 0")
+    if world.num_cameras > 9:
+        raise UserError(f"write_market1501: Market file names hold a one-digit camera; the world has {world.num_cameras}")
     split = dict(images_per_camera=images_per_camera, cameras_per_identity=cameras_per_identity)
     train_q, train_g = labeled_split(world, num_train_ids, 1, **split)  # checks the arguments before
     test_q, test_g = labeled_split(world, num_test_ids, num_train_ids + 1, **split)  # anything is deleted

@@ -178,6 +178,7 @@ class Pose:
     occluder: tuple | None  # (side, cover fraction, colour, stripe colour, extent) or None
     noise_yx: tuple[int, int]
     light: float  # per-image brightness jitter
+    scenery_x: float  # which window of the camera's scene is behind the person, 0..1
 
 
 def sample_pose(seed: int, pid: int, camid: int, index: int, cam: Camera) -> Pose:
@@ -203,6 +204,7 @@ def sample_pose(seed: int, pid: int, camid: int, index: int, cam: Camera) -> Pos
         occluder=occluder,
         noise_yx=(int(g.integers(1 << 16)), int(g.integers(1 << 16))),
         light=float(g.uniform(0.93, 1.07)),
+        scenery_x=float(g.uniform(0.0, 1.0)),
     )
 
 
@@ -210,9 +212,11 @@ def sample_pose(seed: int, pid: int, camid: int, index: int, cam: Camera) -> Pos
 
 
 def camera_background(seed: int, camid: int, size: tuple[int, int]) -> Image.Image:
-    """A per-camera scene: tilted wall gradient, blocks (shop fronts, windows), a tiled floor
-    and smooth blotches. Callers cache it: it is the slow part and never changes."""
-    H, W = size
+    """A per-camera scene, twice as wide as an image: tilted wall gradient, blocks (shop fronts,
+    windows), a tiled floor and smooth blotches. Each image sees a window of it where its person
+    happens to stand, so images of one camera share a look but not their exact pixels, as
+    detector crops from one real camera do. Callers cache it: it is the slow part."""
+    H, W = size[0], 2 * size[1]
     g = rng(seed, BACKGROUND, camid)
     top, bottom = g.uniform(35, 225, 3), g.uniform(35, 225, 3)
     yy = np.linspace(0.0, 1.0, H, dtype=np.float32)[:, None, None]
@@ -225,7 +229,8 @@ def camera_background(seed: int, camid: int, size: tuple[int, int]) -> Image.Ima
     for _ in range(int(g.integers(4, 12))):
         w, h = g.uniform(0.15, 0.6) * W, g.uniform(0.05, 0.3) * H
         x0, y0 = g.uniform(-0.2, 1.0) * W, g.uniform(-0.1, 0.9) * floor_y
-        colour = tuple(int(c) for c in np.clip(g.uniform(20, 235, 3) * 0.6 + top * 0.4, 0, 255))
+        # muted, like real street scenery: mostly the wall's own tone, a little colour of its own
+        colour = tuple(int(c) for c in np.clip(g.uniform(20, 235, 3) * 0.35 + top * 0.45 + 128 * 0.2, 0, 255))
         draw.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
     floor = g.uniform(40, 200, 3)
     arr = np.asarray(img, dtype=np.float32).copy()
@@ -234,6 +239,9 @@ def camera_background(seed: int, camid: int, size: tuple[int, int]) -> Image.Ima
     checker = ((ys // tile_h + xs // tile_w) % 2).astype(np.float32)[..., None]
     arr[floor_y:] = floor + checker * g.uniform(-30, 30)
     arr += _blotches(g, H, W) * g.uniform(8, 22)
+    # street scenery is mostly greys and browns: keep less than half of each pixel's colourfulness
+    grey = arr.mean(axis=2, keepdims=True)
+    arr = grey + 0.4 * (arr - grey)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
@@ -551,8 +559,10 @@ def paint(
     background: Image.Image, noise: np.ndarray, ident: Identity, cam: Camera, pose: Pose
 ) -> tuple[Image.Image, dict]:
     """Person on the camera's background, then occluder, camera light and sensor noise."""
-    W, H = background.size
-    img = background.copy()
+    scene_w, H = background.size
+    W = scene_w // 2
+    left = int(round(pose.scenery_x * (scene_w - W)))
+    img = background.crop((left, 0, left + W, H))
     draw = ImageDraw.Draw(img)
     h = H * cam.scale * ident.height * pose.scale_jitter
     feet = H * (0.5 + cam.scale * 0.5) - 1 + pose.lift * H  # the crop keeps feet near the bottom
