@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain", help="self-supervised pretraining (default: DINO demo on built-in synthetic people, CPU)",
         description="Pretrain a backbone. With no arguments: the embedded demo (synthetic people, tiny "
                     "backbone, CPU, a few minutes) with kNN re-id before and after. Otherwise "
-                    "CONFIG.yaml and/or key=value overrides (e.g. train.epochs=10 data.root=/data).")
+                    "CONFIG.yaml and/or key=value overrides (e.g. train.epochs=10 data.root=/data); "
+                    "overrides given without a CONFIG apply to the demo.")
     p.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
     p.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_pretrain)

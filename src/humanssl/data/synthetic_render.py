@@ -230,7 +230,7 @@ def camera_background(seed: int, camid: int, size: tuple[int, int]) -> Image.Ima
         w, h = g.uniform(0.15, 0.6) * W, g.uniform(0.05, 0.3) * H
         x0, y0 = g.uniform(-0.2, 1.0) * W, g.uniform(-0.1, 0.9) * floor_y
         # muted, like real street scenery: mostly the wall's own tone, a little colour of its own
-        colour = tuple(int(c) for c in np.clip(g.uniform(20, 235, 3) * 0.35 + top * 0.45 + 128 * 0.2, 0, 255))
+        colour = tuple(int(c) for c in np.clip(g.uniform(20, 235, 3) * 0.2 + top * 0.6 + 128 * 0.2, 0, 255))
         draw.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
     floor = g.uniform(40, 200, 3)
     arr = np.asarray(img, dtype=np.float32).copy()
@@ -241,7 +241,7 @@ def camera_background(seed: int, camid: int, size: tuple[int, int]) -> Image.Ima
     arr += _blotches(g, H, W) * g.uniform(8, 22)
     # street scenery is mostly greys and browns: keep less than half of each pixel's colourfulness
     grey = arr.mean(axis=2, keepdims=True)
-    arr = grey + 0.4 * (arr - grey)
+    arr = grey + 0.2 * (arr - grey)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 

@@ -66,7 +66,7 @@ class Trainer:
         self.loader = DataLoader(
             SeededDataset(dataset, train.seed), batch_size=train.batch_size, sampler=self.sampler,
             num_workers=train.num_workers, collate_fn=collate_fn, drop_last=True,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda", persistent_workers=train.num_workers > 0,
             # its own generator: making worker seeds must not consume the training RNG
             generator=torch.Generator(),
         )
