@@ -110,4 +110,4 @@ def test_cli_reports_config_mistakes_in_one_line(capsys):
 def test_cli_show_config_prints_resolved_demo(capsys):
     assert main(["pretrain", "--show-config", "train.epochs=3"]) == 0
     out = capsys.readouterr().out
-    assert "epochs: 3" in out and "backbone: vit_mini" in out
+    assert "epochs: 3" in out and "backbone: resnet_mini" in out

@@ -99,7 +99,7 @@ def test_raw_pixels_are_confounded_by_the_camera(world):
     nearest = [keys[j] for j in d.argmin(1)]
     same_cam = np.mean([n[1] == k[1] for k, n in zip(keys, nearest)])
     same_pid = np.mean([n[0] == k[0] for k, n in zip(keys, nearest)])
-    assert same_cam > 0.5 and same_pid < 0.3  # chance of a same-camera neighbour: 7/31
+    assert same_cam > 0.4 and same_pid < 0.3  # chance of a same-camera neighbour: 7/31
 
 
 def test_each_camera_has_its_own_background_scale_and_viewpoint(world):

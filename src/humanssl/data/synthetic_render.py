@@ -157,7 +157,7 @@ def sample_camera(seed: int, camid: int) -> Camera:
         view_p=float(g.uniform(0.6, 0.85)),
         gain=tuple(float(x) for x in g.uniform(0.85, 1.15, 3)),
         brightness=float(g.uniform(0.8, 1.15)),
-        scale=float(g.uniform(0.66, 0.93)),
+        scale=float(g.uniform(0.55, 0.93)),
         occlusion_p=float(g.uniform(0.0, 0.35)),
         noise_sigma=float(g.uniform(2.0, 7.0)),
         shadow=tuple(int(x) for x in g.uniform(20, 70, 3)),
@@ -198,8 +198,9 @@ def sample_pose(seed: int, pid: int, camid: int, index: int, cam: Camera) -> Pos
         stride=float(g.uniform(0.0, 0.42)),
         arm_swing=float(g.uniform(-0.45, 0.45)),
         arm_out=float(g.uniform(0.06, 0.28)),
-        shift=float(g.uniform(-0.07, 0.07)),
-        scale_jitter=float(g.uniform(0.95, 1.05)),
+        # detector boxes are loose and off-centre: people drift and change size inside the crop
+        shift=float(g.uniform(-0.15, 0.15)),
+        scale_jitter=float(g.uniform(0.85, 1.1)),
         lift=float(g.uniform(-0.02, 0.02)),
         occluder=occluder,
         noise_yx=(int(g.integers(1 << 16)), int(g.integers(1 << 16))),
@@ -230,7 +231,7 @@ def camera_background(seed: int, camid: int, size: tuple[int, int]) -> Image.Ima
         w, h = g.uniform(0.15, 0.6) * W, g.uniform(0.05, 0.3) * H
         x0, y0 = g.uniform(-0.2, 1.0) * W, g.uniform(-0.1, 0.9) * floor_y
         # muted, like real street scenery: mostly the wall's own tone, a little colour of its own
-        colour = tuple(int(c) for c in np.clip(g.uniform(20, 235, 3) * 0.2 + top * 0.6 + 128 * 0.2, 0, 255))
+        colour = tuple(int(c) for c in np.clip(g.uniform(20, 235, 3) * 0.35 + top * 0.45 + 128 * 0.2, 0, 255))
         draw.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
     floor = g.uniform(40, 200, 3)
     arr = np.asarray(img, dtype=np.float32).copy()
@@ -241,7 +242,7 @@ def camera_background(seed: int, camid: int, size: tuple[int, int]) -> Image.Ima
     arr += _blotches(g, H, W) * g.uniform(8, 22)
     # street scenery is mostly greys and browns: keep less than half of each pixel's colourfulness
     grey = arr.mean(axis=2, keepdims=True)
-    arr = grey + 0.2 * (arr - grey)
+    arr = grey + 0.4 * (arr - grey)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 

@@ -73,6 +73,7 @@ class Trainer:
         self.read_failures = ReadFailureMonitor(max_bad_fraction, min_reads=min(100, len(dataset)))
         self.ckpt_root = self.run_dir / "checkpoints"
         self.last_checkpoint: Path | None = resume_from
+        self.data_error: UserError | None = None
         self.global_step = 0
 
     # ------------------------------------------------------------------ the run
@@ -82,6 +83,8 @@ class Trainer:
         resume = checkpoint.load_state(self.resume_from) if self.resume_from else None
         if resume is not None:
             self.method.load_state_dict(checkpoint.load_weights(self.resume_from))
+            if "read_failures" in resume:
+                self.read_failures.load_state_dict(resume["read_failures"])
         self.log = MetricsLog(self.run_dir / "metrics.jsonl",
                               resume["global_step"] if resume else None) if self.dist.is_main else None
         result = FitResult(self.run_dir, 0, True)
@@ -187,9 +190,17 @@ class Trainer:
         return summed
 
     def check_finite(self, total: torch.Tensor, losses: dict) -> None:
-        bad = (~torch.isfinite(total.detach())).float()
-        distributed.all_reduce_sum(bad)  # every process stops together, none hangs
-        if bad.item() > 0:
+        """Stop on a non-finite loss or too many unreadable images, in every process at once.
+
+        One all-reduce carries both flags, so a process that must stop never leaves the others
+        waiting in a collective.
+        """
+        flags = torch.stack([(~torch.isfinite(total.detach())).float(),
+                             torch.tensor(float(self.data_error is not None), device=total.device)])
+        distributed.all_reduce_sum(flags)
+        if flags[1].item() > 0:
+            raise self.data_error or UserError("another process stopped: too many unreadable images (see its message)")
+        if flags[0].item() > 0:
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
             where = self.last_checkpoint or "none yet"
             raise NonFiniteLossError(
@@ -206,7 +217,10 @@ class Trainer:
             self.sampler.set_position(epoch, offset)
             for batch in self.loader:
                 failed = batch.pop("failed_reads", [])
-                self.read_failures.update(self.train_cfg.batch_size, failed)
+                try:
+                    self.read_failures.update(self.train_cfg.batch_size, failed)
+                except UserError as err:
+                    self.data_error = err  # raised by check_finite, together with the other processes
                 yield to_device(batch, self.device)
             epoch, offset = epoch + 1, 0
 
@@ -228,7 +242,8 @@ class Trainer:
         if self.dist.is_main:
             state = {"stage": stage_index, "stage_step": stage_step, "global_step": self.global_step,
                      "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                     "seed": self.train_cfg.seed, "world_size": self.dist.world_size}
+                     "seed": self.train_cfg.seed, "world_size": self.dist.world_size,
+                     "read_failures": self.read_failures.state_dict()}
             self.last_checkpoint = checkpoint.save_checkpoint(
                 self.ckpt_root, self.global_step, self.method.state_dict(), state,
                 self.config_yaml, keep=self.train_cfg.keep_checkpoints)
