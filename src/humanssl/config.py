@@ -109,14 +109,13 @@ def coerce(kind: Any, value: Any, key: str) -> Any:
         options = get_args(kind)
         if value is None and type(None) in options:
             return None
-        errors = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return coerce(option, value, key)
-            except UserError as err:
-                errors.append(err)
+            except UserError:
+                pass  # try the next option; if none fits, the error names the whole union
         raise type_error(key, kind, value)
     if origin is Literal:
         if value not in get_args(kind):

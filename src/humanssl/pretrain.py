@@ -89,7 +89,7 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
         scores["random init"] = knn_reid(backbone, *knn_data, dist.device, cfg.knn.batch_size)
         scores_path.write_text(json.dumps(scores, indent=2))
         for name in ("raw pixels", "random init"):
-            echo(f"kNN re-id, {name:<12}: mAP {scores[name]['mAP']:5.1f}  R1 {scores[name]['R1']:5.1f}")
+            echo(score_line(name, scores[name]))
     distributed.barrier()
 
     trainer = Trainer(method, dataset, collate_samples, train=cfg.train, optim=cfg.optim, run_dir=run_dir,
@@ -103,8 +103,7 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
     if knn_data and result.finished:
         scores["pretrained"] = knn_reid(method.downstream_backbone(), *knn_data, dist.device, cfg.knn.batch_size)
         scores_path.write_text(json.dumps(scores, indent=2))
-        echo(f"kNN re-id, {'pretrained':<12}: mAP {scores['pretrained']['mAP']:5.1f}  "
-             f"R1 {scores['pretrained']['R1']:5.1f}")
+        echo(score_line("pretrained", scores["pretrained"]))
     summary["knn"] = scores
     if dist.is_main:
         write_outputs(run_dir, scores, summary)
@@ -112,6 +111,10 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
         echo(f"metrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'summary.png'}")
     distributed.barrier()
     return summary
+
+
+def score_line(name: str, score: dict) -> str:
+    return f"kNN re-id, {name:<12}: mAP {score['mAP']:5.1f}  R1 {score['R1']:5.1f}"
 
 
 def write_outputs(run_dir: Path, scores: dict, summary: dict) -> None:

@@ -52,7 +52,7 @@ def test_two_process_ddp_equals_one_process_on_the_combined_batch(tmp_path):
     single, _ = run(tmp_path, "single", nproc=1, batch=8)
     assert ddp.keys() == single.keys()
     for k in single:
-        torch.testing.assert_close(ddp[k], single[k], rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(ddp[k], single[k], rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     # the weights really moved away from their (shared) initial values, so the comparison means something
     cfg = load_config(PretrainConfig, None, TINY + ["model.drop_path=0.0", "dino.use_bn_in_head=false"])
     torch.manual_seed(cfg.train.seed)
