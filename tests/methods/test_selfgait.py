@@ -1,0 +1,94 @@
+"""One SelfGait BYOL step (loss, gradients, SGD, target EMA) against the official trainer."""
+
+import numpy as np
+import pytest
+import torch
+
+from humanssl.errors import UserError
+from humanssl.methods.selfgait import SelfGait, SelfGaitConfig, flip_frames
+from tests.fixtures import conformance, needs_fixture
+from tests.models.test_selfgait import INIT, IO, load_initial
+
+
+@needs_fixture(*INIT)
+@needs_fixture(*IO)
+def test_one_byol_step_matches_official_update_sgd_and_ema():
+    io = np.load(conformance(*IO))
+    method = load_initial().train()
+    clip = io["clip"]
+    for name in ("view1", "view2"):  # the fixture's views are the clip with per-frame flips
+        flips = io[f"flip_{name}"][:, :, None, None]
+        np.testing.assert_array_equal(np.where(flips, clip[..., ::-1], clip), io[name])
+    batch = {"view1": torch.from_numpy(io["view1"]), "view2": torch.from_numpy(io["view2"])}
+
+    losses = method.training_step(batch, 0)
+    assert set(losses) == {"byol"}
+    np.testing.assert_allclose(losses["byol"].item(), io["byol_loss"], rtol=1e-5)
+    losses["byol"].backward()
+    grad_tol = dict(rtol=1e-4, atol=1e-7)
+    grads = {
+        "online_network.set_layer1.forward_block.conv.weight": method.online_network.set_layer1.forward_block.conv.weight,
+        "TP_1.fc_bin_first_bin": method.TP_1.fc_bin,
+        "predictor.net.3.weight": method.predictor.net[3].weight,
+    }
+    for key, param in grads.items():
+        grad = param.grad[0] if key.endswith("first_bin") else param.grad
+        np.testing.assert_allclose(grad.numpy(), io["grad." + key], **grad_tol, err_msg=key)
+    assert all(p.grad is None for m in (method.target_network, method.TP_2, method.projection_2) for p in m.parameters())
+
+    # the official optimizer: SGD over the online modules, weight decay on every parameter
+    optimizer = torch.optim.SGD(method.param_groups(), lr=0.03, momentum=0.9, weight_decay=4e-4)
+    optimizer.step()
+    method.after_step(0)
+    after = "after_step_and_ema."
+    conv1 = "set_layer1.forward_block.conv.weight"
+    checks = {
+        f"online_network.{conv1}": method.online_network.set_layer1.forward_block.conv.weight,
+        f"target_network.{conv1}": method.target_network.set_layer1.forward_block.conv.weight,
+        "TP_2.fc_bin_first_bin": method.TP_2.fc_bin[0],
+        "projection_2.net.0.weight": method.projection_2.net[0].weight,
+    }
+    for key, value in checks.items():
+        np.testing.assert_allclose(value.detach().numpy(), io[after + key], **grad_tol, err_msg=key)
+
+    with torch.no_grad():
+        feature = method.downstream_backbone()(batch["view1"].float())
+    np.testing.assert_allclose(feature.numpy(), io["eval_feature_after_step_view1"], rtol=1e-4, atol=1e-6)
+
+
+def test_trainable_set_target_freezing_and_momentum_schedules():
+    method = SelfGait()
+    trainable = {id(p) for g in method.param_groups() for p in g["params"]}
+    online = [method.online_network, method.conv_trans, method.TP_1, method.projection_1, method.predictor]
+    expected = {id(p) for m in online for p in m.parameters() if p is not method.online_network.fc_bin}
+    assert trainable == expected
+    assert not any(p.requires_grad for m in (method.target_network, method.TP_2, method.projection_2)
+                   for p in m.parameters())
+    assert len(SelfGait(SelfGaitConfig(decay_norms_and_biases=False)).param_groups()) == 2
+
+    method.configure(total_steps=100, steps_per_epoch=10)
+    assert np.all(method.momentum == 0.996)
+    cosine = SelfGait(SelfGaitConfig(momentum_schedule="cosine"))
+    cosine.configure(total_steps=100, steps_per_epoch=10)
+    assert cosine.momentum[0] == pytest.approx(0.996) and cosine.momentum[-1] > 0.9999
+    with pytest.raises(UserError):
+        SelfGait(SelfGaitConfig(cosine_over="features"))
+
+
+def test_ema_moves_target_towards_online_and_views_flip_whole_frames():
+    method = SelfGait()
+    with torch.no_grad():
+        for p in method.TP_1.parameters():
+            p.add_(1.0)
+    before = method.TP_2.fc_bin.clone()
+    method.after_step(0)
+    torch.testing.assert_close(method.TP_2.fc_bin, before + 0.004, rtol=0, atol=1e-6)
+
+    torch.manual_seed(0)
+    clips = torch.rand(3, 6, 4, 5)
+    view = flip_frames(clips, 0.5)
+    same = (view == clips).flatten(2).all(-1)
+    flipped = (view == clips.flip(-1)).flatten(2).all(-1)
+    assert torch.all(same | flipped) and same.any() and flipped.any()
+    with pytest.raises(UserError, match="silhouettes"):
+        method.training_step({"image": clips}, 0)
