@@ -22,6 +22,7 @@ from torchvision.models import resnet50 as tv_resnet50
 from torchvision.models.resnet import BasicBlock, conv1x1
 
 from humanssl.errors import UserError
+from humanssl.models import swin as swin_models
 
 PERSON_SIZE = (256, 128)  # H x W of the global crops in person re-id pre-training
 
@@ -106,6 +107,43 @@ def resnet_mini(width: int = 32, drop_path_rate: float = 0.0, weights: str | Non
     return _load(MiniResNet(width), weights, classifier_prefix="fc.")
 
 
+# ---------------------------------------------------------------- Swins (SOLIDER)
+# forward(x) gives the pooled feature at the constructor's lambda (0.2, SOLIDER's re-id value);
+# forward_stages(x, semantic_weight) gives (pooled, stage maps) at any per-sample lambda.
+# `weights` takes the released SOLIDER files as they are (see humanssl.hub).
+def _swin(arch: str, drop_path_rate: float, weights: str | None, semantic_weight: float, strides,
+          trust_checkpoint: bool) -> nn.Module:
+    build = getattr(swin_models, arch)
+    model = build(drop_path_rate=drop_path_rate, semantic_weight=semantic_weight, strides=tuple(strides),
+                  pooled_only=True)
+    if weights is not None:
+        from humanssl.hub import load_swin_weights
+
+        load_swin_weights(model, weights, trust_checkpoint=trust_checkpoint)
+    return model
+
+
+def swin_tiny(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
+              strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
+    return _swin("swin_tiny", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+
+
+def swin_small(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
+               strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
+    return _swin("swin_small", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+
+
+def swin_base(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
+              strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
+    return _swin("swin_base", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+
+
+def swin_mini(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
+              strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
+    """Widths 16-32-64-128, two blocks per stage (0.58M parameters) for CPU demos."""
+    return _swin("swin_mini", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+
+
 # ---------------------------------------------------------------- registry
 _BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "vit_mini": vit_mini,
@@ -114,6 +152,10 @@ _BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet_mini": resnet_mini,
     "resnet18": resnet18,
     "resnet50": resnet50,
+    "swin_mini": swin_mini,
+    "swin_tiny": swin_tiny,
+    "swin_small": swin_small,
+    "swin_base": swin_base,
 }
 
 
