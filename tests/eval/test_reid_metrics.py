@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from humanssl.errors import UserError
 from humanssl.eval.reid import evaluate, evaluate_features
 
 FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "svll_reid" / "reid_eval_synthetic.npz"
@@ -57,7 +58,7 @@ def test_query_without_valid_match_is_skipped_and_counted():
     # query 0: its only same-pid gallery item has the same camera -> skipped
     r = evaluate(dist, [1, 2], [1, 2, 3], [0, 0], [0, 1, 1], max_rank=3)
     assert r.num_skipped_queries == 1 and r.num_valid_queries == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="no query has a correct match"):
         evaluate(dist[:1], [1], [1, 2, 3], [0], [0, 1, 1])
 
 
