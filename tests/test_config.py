@@ -50,6 +50,14 @@ def test_wrong_type_names_key_and_type():
         load_config(Outer, None, ["root=/d", "flag=3"])
 
 
+def test_exponent_without_dot_is_a_float():
+    # YAML 1.1 reads 1e-4 as the string "1e-4"; a float key still takes it.
+    cfg = load_config(Outer, None, ["root=/d", "inner.lr=1e-4"])
+    assert cfg.inner.lr == pytest.approx(1e-4)
+    with pytest.raises(UserError, match=r"'inner.lr' expects float, got '1e-4x'"):
+        load_config(Outer, None, ["root=/d", "inner.lr=1e-4x"])
+
+
 def test_missing_required_value():
     with pytest.raises(UserError, match=r"'root' is required"):
         load_config(Outer, None, [])

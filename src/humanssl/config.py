@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -153,6 +154,9 @@ def coerce(kind: Any, value: Any, key: str) -> Any:
     if kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            # YAML 1.1 reads "1e-4" (no dot in the mantissa) as a string; people write it anyway.
+            return float(value)
         raise type_error(key, kind, value)
     if kind is str:
         if isinstance(value, str):
@@ -161,6 +165,9 @@ def coerce(kind: Any, value: Any, key: str) -> Any:
             return str(value)  # e.g. run names typed as numbers
         raise type_error(key, kind, value)
     raise type_error(key, kind, value)
+
+
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def type_name(kind: Any) -> str:
