@@ -45,7 +45,11 @@ class FitResult:
 class Trainer:
     def __init__(self, method: Method, dataset: Dataset, collate_fn, *, train: TrainConfig,
                  optim: OptimConfig, run_dir: Path, dist: DistInfo, config_yaml: str,
-                 resume_from: Path | None = None, max_bad_fraction: float = 0.01):
+                 resume_from: Path | None = None, max_bad_fraction: float = 0.01, sampler=None):
+        """`sampler`: the data order (default: a shuffled `ResumableSampler`). A custom one (e.g.
+        `humanssl.data.pk_sampler.PKSampler`) yields `(epoch, index)` pairs batch by batch, has
+        `batch_size` (equal to train.batch_size), `batches_per_epoch`, `dataset_size` and
+        `set_position(epoch, batch)`, and gives each process its own share of the epoch."""
         self.train_cfg = train
         self.optim_cfg = optim
         self.run_dir = Path(run_dir)
@@ -61,8 +65,13 @@ class Trainer:
         if dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.method, device_ids=ids)
-        self.sampler = ResumableSampler(len(dataset), train.batch_size, seed=train.seed,
-                                        rank=dist.rank, world_size=dist.world_size)
+        if sampler is None:
+            sampler = ResumableSampler(len(dataset), train.batch_size, seed=train.seed,
+                                       rank=dist.rank, world_size=dist.world_size)
+        elif sampler.batch_size != train.batch_size:
+            raise UserError(f"the sampler makes batches of {sampler.batch_size} images but "
+                            f"train.batch_size is {train.batch_size}; they must be equal")
+        self.sampler = sampler
         self.loader = DataLoader(
             SeededDataset(dataset, train.seed), batch_size=train.batch_size, sampler=self.sampler,
             num_workers=train.num_workers, collate_fn=collate_fn, drop_last=True,
