@@ -264,3 +264,21 @@ def test_convert_and_export_round_trip(tmp_path, mini):
     assert_loaded(reg, teacher)
     with pytest.raises(UserError, match="unknown export layout"):
         export_solider(out, tmp_path / "x.pth", layout="onnx")
+
+
+def test_convert_command_round_trip_and_keeps_existing_output(tmp_path, mini, capsys):
+    from humanssl.cli import main
+
+    teacher, student, head = mini
+    torch.save(full_checkpoint(teacher, student, head), tmp_path / "checkpoint.pth")
+    out = tmp_path / "swin_mini.safetensors"
+    assert main(["convert", "solider", str(tmp_path / "checkpoint.pth"), "-o", str(out)]) == 0
+    assert "SOLIDER Swin weights from the teacher" in capsys.readouterr().out
+    assert_loaded(create_backbone("swin_mini", weights=str(out)), teacher)
+    # An existing output is never overwritten without --force.
+    before = out.read_bytes()
+    assert main(["convert", "solider", str(tmp_path / "checkpoint.pth"), "-o", str(out), "--part", "student"]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["convert", "solider", str(out), "-o", str(tmp_path / "tea.pth"), "--to", "teacher"]) == 0
+    assert set(torch.load(tmp_path / "tea.pth", weights_only=True)) == {f"backbone.{k}" for k in teacher}
+    assert main(["convert", "solider", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "x.safetensors")]) == 2

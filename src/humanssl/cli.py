@@ -77,6 +77,24 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_solider(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from humanssl import hub
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UserError(f"{out} already exists; pass --force to replace it")
+    if out.suffix == ".safetensors":
+        if args.to:
+            raise UserError("--to chooses the layout of a .pth output; a .safetensors output is always a bare backbone")
+        got = hub.convert_solider(args.input, out, which=args.part, trust_checkpoint=args.trust_checkpoint)
+    else:
+        got = hub.export_solider(args.input, out, layout=args.to or "teacher", trust_checkpoint=args.trust_checkpoint)
+    print(f"wrote {out}: {got.describe()}")
+    return 0
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="CKPT",
                    help="a run folder, a checkpoint folder (runs/x/checkpoints/step_...) or a weights file")
@@ -162,6 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS")
     p.add_argument("-o", "--output", required=True, metavar="feats.npy")
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("convert", help="official checkpoints in and out (safetensors <-> .pth)",
+                       description="Convert released checkpoints of a system to humanssl's safetensors and back.")
+    systems = p.add_subparsers(dest="system", metavar="SYSTEM", required=True)
+    t = systems.add_parser(
+        "solider", help="SOLIDER Swin backbones (training checkpoint, checkpoint_tea.pth, bare, Microsoft Swin)",
+        description="IN.pth -> OUT.safetensors writes the backbone as a bare safetensors state dict with SOLIDER "
+                    "names; IN -> OUT.pth writes it back for the official code (--to teacher: checkpoint_tea.pth "
+                    "layout, bare, or microsoft).")
+    t.add_argument("input", metavar="IN")
+    t.add_argument("-o", "--output", required=True, metavar="OUT")
+    t.add_argument("--part", choices=("teacher", "student"), default="teacher",
+                   help="which network of a full training checkpoint (default: teacher)")
+    t.add_argument("--to", choices=("teacher", "bare", "microsoft"), help="layout of a .pth output (default teacher)")
+    t.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a full pickle (runs code from the file); only for files from a source you trust")
+    t.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    t.set_defaults(func=cmd_convert_solider)
     return parser
 
 
