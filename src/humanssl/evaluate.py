@@ -36,7 +36,7 @@ from humanssl.data.unlabeled import is_image_file
 from humanssl.engine import checkpoint
 from humanssl.errors import UserError
 from humanssl.eval.reid import evaluate, evaluate_features
-from humanssl.models.backbones import create_backbone
+from humanssl.models.backbones import create_backbone, load_state_checked
 
 METRICS = ("mAP", "R1", "R5", "R10", "mINP")
 DEFAULT_SIZE = (256, 128)
@@ -74,16 +74,7 @@ def select_backbone_tensors(tensors: dict[str, torch.Tensor], part: str = "teach
 
 
 def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches raise even with strict=False
-        raise UserError(f"the weights in {origin} do not fit the backbone: {str(exc).splitlines()[-1].strip()}") from None
-    if missing or unexpected:
-        raise UserError(
-            f"the weights in {origin} do not match the backbone: missing keys {sorted(missing)[:5]}"
-            f"{' ...' if len(missing) > 5 else ''}, unexpected keys {sorted(unexpected)[:5]}"
-            f"{' ...' if len(unexpected) > 5 else ''}; expected a checkpoint of the same backbone"
-        )
+    load_state_checked(model, state, f"the weights in {origin}")
 
 
 def read_saved_config(step_dir: Path) -> dict:

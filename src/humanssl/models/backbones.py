@@ -207,16 +207,7 @@ def _load(model: nn.Module, weights: str | None, classifier_prefix: str) -> nn.M
     if isinstance(model, VisionTransformer) and "pos_embed" in cleaned:
         cleaned["pos_embed"] = _fit_pos_embed(cleaned["pos_embed"], model, path)
 
-    try:
-        missing, unexpected = model.load_state_dict(cleaned, strict=False)
-    except RuntimeError as exc:  # shape mismatches raise even with strict=False
-        raise UserError(f"backbone weights {path} do not fit the model: {exc}") from exc
-    if missing or unexpected:
-        raise UserError(
-            f"backbone weights {path} do not match the model: missing keys {missing[:5]}"
-            f"{' ...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
-            f"{' ...' if len(unexpected) > 5 else ''}"
-        )
+    load_state_checked(model, cleaned, f"backbone weights {path}")
     return model
 
 
@@ -241,3 +232,18 @@ def _fit_pos_embed(pos: Tensor, model: VisionTransformer, path: Path) -> Tensor:
         pos, new_size=list(model.patch_embed.grid_size), old_size=old,
         num_prefix_tokens=model.num_prefix_tokens,
     )
+
+
+def load_state_checked(model: nn.Module, state: dict[str, Tensor], origin: str) -> None:
+    """Load every tensor of `state` into `model`, or stop with a message naming `origin`: a
+    partial load would silently train or evaluate a half-random network."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even with strict=False
+        raise UserError(f"{origin} do not fit the model: {str(exc).splitlines()[-1].strip()}") from None
+    if missing or unexpected:
+        raise UserError(
+            f"{origin} do not match the model: missing keys {sorted(missing)[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}, unexpected keys {sorted(unexpected)[:5]}"
+            f"{' ...' if len(unexpected) > 5 else ''}; expected weights of the same backbone"
+        )
