@@ -13,12 +13,13 @@ from humanssl.data.collate import collate_samples
 from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, SyntheticUnlabeled, labeled_split
 from humanssl.data.transforms import MultiCropTransform, eval_transform
 from humanssl.data.unlabeled import ImageFolderDataset, ImageListDataset
-from humanssl.engine import distributed
+from humanssl.engine import checkpoint, distributed
 from humanssl.engine.run_dir import choose_run_dir, read_metrics
 from humanssl.engine.trainer import Trainer
 from humanssl.errors import UserError
 from humanssl.eval.knn import knn_reid
 from humanssl.methods.dino import DINO
+from humanssl.methods.solider import SOLIDER
 from humanssl.models.backbones import create_backbone
 from humanssl.plot import training_summary
 from humanssl.pretrain_config import DataConfig, PretrainConfig
@@ -32,6 +33,10 @@ def build_unlabeled(cfg: DataConfig, transform, seed: int, image_size: tuple[int
         raise UserError(f"data.root is required when data.source={cfg.source}")
     if cfg.source == "folder":
         return ImageFolderDataset(cfg.root, transform=transform)
+    if cfg.source == "lmdb":
+        from humanssl.data.lmdb_images import LMDBImageDataset
+
+        return LMDBImageDataset(cfg.root, transform=transform)
     return ImageListDataset(cfg.root, root=cfg.list_root, transform=transform)
 
 
@@ -41,9 +46,38 @@ def world_seed(cfg: DataConfig, seed: int) -> int:
 
 def build_method(cfg: PretrainConfig):
     def make_backbone(drop_path: float):
-        return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights)
+        extra = {} if cfg.model.semantic_weight is None else {"semantic_weight": cfg.model.semantic_weight}
+        return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights, **extra)
 
-    return DINO(make_backbone, cfg.dino, drop_path=cfg.model.drop_path)
+    if cfg.method == "solider":
+        method = SOLIDER(make_backbone, cfg.dino, cfg.solider, drop_path=cfg.model.drop_path)
+    else:
+        method = DINO(make_backbone, cfg.dino, drop_path=cfg.model.drop_path)
+    if cfg.model.init is not None:
+        load_networks(method, cfg.model.init)
+    return method
+
+
+def load_networks(method, path: str) -> None:
+    """Start student and teacher from another humanssl pretraining run (any method with the same
+    backbone and head), as SOLIDER's `--init_model` does with a DINO run. Like the official code,
+    only the networks are taken: not the DINO centre, the optimizer or the position."""
+    step_dir = checkpoint.resolve(path)
+    tensors = checkpoint.load_weights(step_dir)
+    wanted = {k: v for k, v in tensors.items() if k.startswith(("student.", "teacher."))}
+    own = method.state_dict()
+    expected = [k for k in own if k.startswith(("student.", "teacher."))]
+    missing = [k for k in expected if k not in wanted]
+    unexpected = [k for k in wanted if k not in own]
+    wrong = [k for k in wanted if k in own and wanted[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        def some(keys):
+            return ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
+        raise UserError(
+            f"model.init={path}: the networks in {step_dir} do not fit this model (same backbone and "
+            f"dino head sizes expected); missing: [{some(missing)}], unexpected: [{some(unexpected)}], "
+            f"other shape: [{some(wrong)}]")
+    method.load_state_dict(wanted, strict=False)
 
 
 def knn_sets(cfg: PretrainConfig):

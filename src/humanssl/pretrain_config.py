@@ -12,12 +12,15 @@ from typing import Literal
 from humanssl.data.transforms import MultiCropConfig
 from humanssl.engine.settings import OptimConfig, TrainConfig
 from humanssl.methods.dino import DinoConfig
+from humanssl.methods.solider import SoliderConfig
 
 
 @dataclass
 class DataConfig:
-    source: Literal["synthetic", "folder", "list"] = "synthetic"
-    root: str | None = None  # folder of images (source=folder) or a text file of paths (source=list)
+    source: Literal["synthetic", "folder", "list", "lmdb"] = "synthetic"
+    # folder of images (source=folder), a text file of paths (source=list), or an LMDB of encoded
+    # images (source=lmdb: LUPerson's <name>/lmdb + keys.pkl folder, or the LMDB folder itself)
+    root: str | None = None
     list_root: str | None = None  # base folder for relative paths in a list; default: the list's folder
     synthetic_images: int = 4000
     synthetic_identities: int = 400
@@ -31,6 +34,13 @@ class ModelConfig:
     backbone: str = "vit_small"
     drop_path: float = 0.1  # student only; the teacher never drops
     weights: str | None = None  # local file of initial backbone weights
+    # a humanssl pretraining run (or checkpoint folder) whose student and teacher start this run,
+    # e.g. SOLIDER's second route: DINO for 100 epochs, then SOLIDER from that run's networks
+    init: str | None = None
+    # Swin backbones only: the controller's lambda for every call that passes none (plain DINO
+    # training, kNN, extraction); default: the backbone's own (0.2, SOLIDER's re-id value). The
+    # official DINO stage of SOLIDER (main_dino.py) trains at 0.
+    semantic_weight: float | None = None
 
 
 @dataclass
@@ -46,11 +56,12 @@ class KnnConfig:
 
 @dataclass
 class PretrainConfig:
-    method: Literal["dino"] = "dino"
+    method: Literal["dino", "solider"] = "dino"
     data: DataConfig = field(default_factory=DataConfig)
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    dino: DinoConfig = field(default_factory=DinoConfig)
+    dino: DinoConfig = field(default_factory=DinoConfig)  # also SOLIDER's DINO part
+    solider: SoliderConfig = field(default_factory=SoliderConfig)  # read when method=solider
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
