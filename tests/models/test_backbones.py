@@ -106,3 +106,12 @@ def test_multicrop_groups_consecutive_sizes_only():
     out = model([a, a, b, b, b, a])
     assert calls == [(4, 3, 8, 4), (6, 3, 4, 2), (2, 3, 8, 4)]
     torch.testing.assert_close(out[10:], a.mean(dim=(2, 3)))
+
+
+def test_registry_swin_trains_only_what_its_pooled_feature_reaches():
+    # DDP waits for a gradient of every trainable parameter; unreached ones must be frozen.
+    net = create_backbone("swin_mini")
+    net(torch.randn(2, 3, 64, 32)).sum().backward()
+    no_grad = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
+    assert no_grad == [] and frozen, (no_grad, frozen)

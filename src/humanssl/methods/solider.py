@@ -40,6 +40,7 @@ from humanssl.methods.dino import DINO, DinoConfig
 from humanssl.methods.part_labels import part_labels
 from humanssl.models.dino_head import DINOHead
 from humanssl.models.multicrop_semantic import SemanticMultiCropWrapper
+from humanssl.models.swin import freeze_unreached_by_pooled
 
 
 @dataclass
@@ -79,7 +80,7 @@ class SOLIDER(DINO):
         # The same modules as DINO built, wrapped to take per-image lambdas and return the maps.
         self.student = SemanticMultiCropWrapper(self.student.backbone, self.student.head)
         self.teacher = SemanticMultiCropWrapper(self.teacher.backbone, self.teacher.head)
-        _freeze_unreached(self.student.backbone)
+        freeze_unreached_by_pooled(self.student.backbone)
         self.part_head = DINOHead(backbone.embed_dim, solider.partnum + 1, hidden_dim=solider.part_head_hidden_dim,
                                   bottleneck_dim=solider.part_head_bottleneck_dim, nlayers=solider.part_head_layers,
                                   norm_last_layer=True)  # cosine logits in [-1, 1], no temperature
@@ -138,18 +139,3 @@ class SOLIDER(DINO):
             pooled_zero, _ = self.teacher.encode([v[zero] for v in views], [lam_zero] * len(views))
             pooled = [p.index_copy(0, zero, pz.to(p.dtype)) for p, pz in zip(pooled, pooled_zero)]
         return self.teacher.head(torch.cat(pooled)), torch.cat(maps)
-
-
-def _freeze_unreached(swin: nn.Module) -> None:
-    """Turn off gradients of the student parameters no loss can reach: the norms of the stage maps
-    SOLIDER never reads, and the controller after the last stage (it modulates tokens nothing uses).
-
-    They would get no gradient anyway (so AdamW would leave them untouched, as in the official run);
-    marking them keeps DistributedDataParallel from waiting for their gradients.
-    """
-    last = len(swin.stages) - 1
-    unreached = [f"norm{i}." for i in swin.out_indices[:-1]]
-    unreached += [f"semantic_embed_w.{last}.", f"semantic_embed_b.{last}."]
-    for name, p in swin.named_parameters():
-        if name.startswith(tuple(unreached)):
-            p.requires_grad_(False)

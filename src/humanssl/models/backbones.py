@@ -120,6 +120,7 @@ def _swin(arch: str, drop_path_rate: float, weights: str | None, semantic_weight
         from humanssl.hub import load_swin_weights
 
         load_swin_weights(model, weights, trust_checkpoint=trust_checkpoint)
+    swin_models.freeze_unreached_by_pooled(model)  # its forward gives the pooled feature only
     return model
 
 

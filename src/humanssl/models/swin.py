@@ -165,6 +165,21 @@ class SwinTransformer(nn.Module):
         return self.forward_stages(x, semantic_weight)
 
 
+def freeze_unreached_by_pooled(swin: SwinTransformer) -> None:
+    """Turn off gradients of the parameters the pooled feature never reaches: the norms of the
+    earlier stage maps and the controller after the last stage (it modulates tokens nothing reads).
+
+    They would get no gradient anyway, so optimizers leave them untouched; marking them keeps
+    DistributedDataParallel from waiting for gradients that never come.
+    """
+    last = len(swin.stages) - 1
+    unreached = [f"norm{i}." for i in swin.out_indices[:-1]]
+    unreached += [f"semantic_embed_w.{last}.", f"semantic_embed_b.{last}."]
+    for name, p in swin.named_parameters():
+        if name.startswith(tuple(unreached)):
+            p.requires_grad_(False)
+
+
 # ---------------------------------------------------------------- factories
 # Patch 4, window 7, MLP ratio 4, qkv bias, no absolute position embedding, dropouts 0: the
 # official swin_*_patch4_window7_224 factories. Keyword arguments reach SwinTransformer.
