@@ -12,17 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-import yaml
-
-from humanssl.config import to_dict
 from humanssl.data.collate import collate_samples
 from humanssl.data.pk_sampler import PKSampler
 from humanssl.data.reid import ReidDataset, ReidImages, load_reid_dataset
 from humanssl.data.reid_transforms import reid_test_transform, reid_train_transform
 from humanssl.data.synthetic import SyntheticPersons, write_market1501
 from humanssl.engine import checkpoint, distributed
-from humanssl.engine.run_dir import choose_run_dir
+from humanssl.engine.launch import launch, open_run
 from humanssl.engine.trainer import Trainer
 from humanssl.errors import UserError
 from humanssl.evaluate import load_state_into, score_backbone, select_backbone_tensors, table
@@ -129,23 +125,11 @@ class FinetuneTrainer(Trainer):
 
 
 def run_finetune(cfg: FinetuneConfig, echo=print) -> dict:
-    dist = distributed.setup(cfg.train.device)
-    try:
-        return _run(cfg, dist, echo if dist.is_main else (lambda *a, **k: None))
-    finally:
-        distributed.teardown()
+    return launch(_run, cfg, cfg.train, echo)
 
 
 def _run(cfg: FinetuneConfig, dist, echo) -> dict:
-    torch.manual_seed(cfg.train.seed)  # the same initial weights on every process
-    run_dir, resume_from = distributed.broadcast_object(
-        choose_run_dir(cfg.train.output_dir, cfg.train.run_name, METHOD_NAME, cfg.train.resume)
-        if dist.is_main else None)
-    config_yaml = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(config_yaml)
-    echo(f"run folder: {run_dir}" + (f" (resuming from {resume_from.name})" if resume_from else ""))
+    run_dir, resume_from, config_yaml = open_run(cfg, cfg.train, METHOD_NAME, dist, echo)
     ds = build_dataset(cfg.data, run_dir, cfg.train.seed, dist)
     echo(ds.summary())
     method = build_method(cfg, ds)

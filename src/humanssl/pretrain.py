@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-import yaml
-
-from humanssl.config import to_dict
 from humanssl.data.collate import collate_samples
 from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, SyntheticUnlabeled, labeled_split
 from humanssl.data.transforms import MultiCropTransform, eval_transform
 from humanssl.data.unlabeled import ImageFolderDataset, ImageListDataset
 from humanssl.engine import checkpoint, distributed
-from humanssl.engine.run_dir import choose_run_dir, read_metrics
+from humanssl.engine.launch import launch, open_run
+from humanssl.engine.run_dir import read_metrics
 from humanssl.engine.trainer import Trainer
 from humanssl.errors import UserError
 from humanssl.eval.knn import knn_reid
@@ -92,23 +89,11 @@ def knn_sets(cfg: PretrainConfig):
 
 
 def run_pretrain(cfg: PretrainConfig, echo=print) -> dict:
-    dist = distributed.setup(cfg.train.device)
-    try:
-        return _run(cfg, dist, echo if dist.is_main else (lambda *a, **k: None))
-    finally:
-        distributed.teardown()
+    return launch(_run, cfg, cfg.train, echo)
 
 
 def _run(cfg: PretrainConfig, dist, echo) -> dict:
-    torch.manual_seed(cfg.train.seed)  # the same initial weights on every process
-    run_dir, resume_from = distributed.broadcast_object(
-        choose_run_dir(cfg.train.output_dir, cfg.train.run_name, cfg.method, cfg.train.resume)
-        if dist.is_main else None)
-    config_yaml = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(config_yaml)
-    echo(f"run folder: {run_dir}" + (f" (resuming from {resume_from.name})" if resume_from else ""))
+    run_dir, resume_from, config_yaml = open_run(cfg, cfg.train, cfg.method, dist, echo)
     dataset = build_unlabeled(cfg.data, MultiCropTransform(cfg.crops), cfg.train.seed, cfg.crops.global_size)
     method = build_method(cfg)
     echo(f"method {cfg.method}, backbone {cfg.model.backbone}, {len(dataset)} training images, "
