@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ...errors import UserError
 from .base import ReidDataset, assemble
-from .layout import find_dataset_dir, name_parser, parse_folder
+from .layout import find_dataset_dir, parse_split_folders
 
 PATTERN = r"(-?\d+)_c(\d)"
 EXAMPLE = "0001_c1_1.png"
@@ -33,10 +33,5 @@ class CUHK03NP:
         layout = f"<root>/cuhk03-np/{s}/{{bounding_box_train,query,bounding_box_test}}/{EXAMPLE}"
         candidates = [f"cuhk03-np/{s}", f"cuhk03np/{s}", f"CUHK03-NP/{s}", s, "."]
         folder = find_dataset_dir(title, self.root, candidates, list(FOLDERS.values()), layout)
-        parse = name_parser(title, PATTERN, EXAMPLE)
-        splits = {
-            split: parse_folder(title, folder / sub, split, parse, EXAMPLE, drop_junk=True)
-            for split, sub in FOLDERS.items()
-        }
-        where = {split: str(folder / sub) for split, sub in FOLDERS.items()}
+        splits, where = parse_split_folders(title, folder, FOLDERS, PATTERN, EXAMPLE, drop_junk=True)
         return assemble(title, folder, **splits, relabel=self.relabel, pid2label=self.pid2label, where=where)

@@ -10,7 +10,7 @@ official set-order relabelling is not ascending here (see `base.official_label_o
 from __future__ import annotations
 
 from .base import ReidDataset, assemble
-from .layout import find_dataset_dir, name_parser, parse_folder
+from .layout import find_dataset_dir, parse_split_folders
 
 PATTERN = r"(-?\d+)_c(\d)"
 EXAMPLE = "0005_c2_f0046985.jpg"
@@ -19,12 +19,7 @@ FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding
 
 def load_duke_style(title: str, folder, relabel: str, pid2label: dict | None, viewid: int) -> ReidDataset:
     """Shared by DukeMTMC-reID and Occluded-Duke, which differ only in folder and view id."""
-    parse = name_parser(title, PATTERN, EXAMPLE)
-    splits = {
-        split: parse_folder(title, folder / sub, split, parse, EXAMPLE, drop_junk=False, viewid=viewid)
-        for split, sub in FOLDERS.items()
-    }
-    where = {split: str(folder / sub) for split, sub in FOLDERS.items()}
+    splits, where = parse_split_folders(title, folder, FOLDERS, PATTERN, EXAMPLE, drop_junk=False, viewid=viewid)
     return assemble(title, folder, **splits, relabel=relabel, pid2label=pid2label, where=where)
 
 

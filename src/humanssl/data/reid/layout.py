@@ -111,3 +111,16 @@ def read_text_lines(name: str, path: Path) -> list[tuple[int, str]]:
 
 def path_under(folder: Path, rel: str) -> str:
     return os.path.join(str(folder), rel)
+
+
+def parse_split_folders(
+    name: str, folder: Path, folders: dict[str, str], pattern: str, example: str, drop_junk: bool, viewid: int = 0,
+) -> tuple[dict[str, list[ReidItem]], dict[str, str]]:
+    """The three Market-style folders of one dataset: the items of each split, and for each
+    split the folder it came from (for messages)."""
+    parse = name_parser(name, pattern, example)
+    splits = {
+        split: parse_folder(name, folder / sub, split, parse, example, drop_junk=drop_junk, viewid=viewid)
+        for split, sub in folders.items()
+    }
+    return splits, {split: str(folder / sub) for split, sub in folders.items()}

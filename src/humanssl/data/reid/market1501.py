@@ -10,7 +10,7 @@ stays in the gallery (the standard protocol). Cameras are 1-based in names, 0-ba
 from __future__ import annotations
 
 from .base import ReidDataset, assemble
-from .layout import find_dataset_dir, name_parser, parse_folder
+from .layout import find_dataset_dir, parse_split_folders
 
 PATTERN = r"(-?\d+)_c(\d)"
 EXAMPLE = "0002_c1s1_000451_03.jpg"
@@ -27,10 +27,5 @@ class Market1501:
 
     def load(self) -> ReidDataset:
         folder = find_dataset_dir(self.title, self.root, self.candidates, list(FOLDERS.values()), LAYOUT)
-        parse = name_parser(self.title, PATTERN, EXAMPLE)
-        splits = {
-            split: parse_folder(self.title, folder / sub, split, parse, EXAMPLE, drop_junk=True)
-            for split, sub in FOLDERS.items()
-        }
-        where = {split: str(folder / sub) for split, sub in FOLDERS.items()}
+        splits, where = parse_split_folders(self.title, folder, FOLDERS, PATTERN, EXAMPLE, drop_junk=True)
         return assemble(self.title, folder, **splits, relabel=self.relabel, pid2label=self.pid2label, where=where)

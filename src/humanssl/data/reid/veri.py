@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ...errors import UserError
 from .base import ReidDataset, ReidItem, assemble
-from .layout import find_dataset_dir, name_parser, parse_folder, read_text_lines
+from .layout import find_dataset_dir, parse_split_folders, read_text_lines
 
 PATTERN = r"(-?\d+)_c(\d+)"
 EXAMPLE = "0001_c001_00016450_0.jpg"
@@ -87,11 +87,7 @@ class VeRi776:
 
     def load(self) -> ReidDataset:
         folder = find_dataset_dir(self.title, self.root, self.candidates, list(FOLDERS.values()), LAYOUT)
-        parse = name_parser(self.title, PATTERN, EXAMPLE)
-        splits = {
-            split: parse_folder(self.title, folder / sub, split, parse, EXAMPLE, drop_junk=True)
-            for split, sub in FOLDERS.items()
-        }
+        splits, where = parse_split_folders(self.title, folder, FOLDERS, PATTERN, EXAMPLE, drop_junk=True)
         maps = self._view_maps(folder)
         if maps is None:
             notes = [f"no view files ({', '.join(VIEW_FILES)}) in {folder}: every view id is 0"]
@@ -101,6 +97,5 @@ class VeRi776:
             where_views = Path(self.keypoint_dir).expanduser() if self.keypoint_dir is not None else folder
             notes = [f"view ids from {where_views / VIEW_FILES[0]} and {VIEW_FILES[1]}"]
             notes += [f"{len(dropped)} images without a view annotation dropped"] if dropped else []
-        where = {split: str(folder / sub) for split, sub in FOLDERS.items()}
         return assemble(self.title, folder, **splits, relabel=self.relabel, pid2label=self.pid2label,
                         notes=notes, where=where)
