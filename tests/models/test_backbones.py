@@ -10,8 +10,8 @@ from humanssl.models.backbones import create_backbone, list_backbones
 from humanssl.models.dino_head import DINOHead
 from humanssl.models.multicrop import MultiCropWrapper
 
-SMALL = ["vit_mini", "resnet_mini", "resnet18", "swin_mini"]
-LARGE = ["vit_tiny", "vit_small", "resnet50", "swin_tiny", "swin_small", "swin_base"]
+SMALL = ["vit_mini", "resnet_mini", "resnet18", "swin_mini", "saip_vit_mini"]
+LARGE = ["vit_tiny", "vit_small", "resnet50", "swin_tiny", "swin_small", "swin_base", "saip_vit_tiny"]
 
 
 def test_registry_lists_every_backbone():

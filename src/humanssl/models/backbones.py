@@ -248,3 +248,33 @@ def load_state_checked(model: nn.Module, state: dict[str, Tensor], origin: str) 
             f"{' ...' if len(missing) > 5 else ''}, unexpected keys {sorted(unexpected)[:5]}"
             f"{' ...' if len(unexpected) > 5 else ''}; expected weights of the same backbone"
         )
+
+
+# ---------------------------------------------------------------- SAIP ViTs
+# forward(x) gives the final CLS token; `inter_norm` (read by SAIP's decoders only) is frozen.
+# Position tables: pos_resample="sequence" is SAIP's 1-D resampling, "grid" the 2-D one.
+# `weights` takes official SAIP checkpoints (their teacher), bare state dicts and run folders.
+def _saip_vit(arch: str, img_size, drop_path_rate: float, weights: str | None, pos_resample: str,
+              trust_checkpoint: bool) -> nn.Module:
+    from humanssl.models import saip_vit
+
+    model = getattr(saip_vit, arch)(img_size=tuple(img_size), drop_path_rate=drop_path_rate,
+                                    pos_resample=pos_resample, pooled_only=True)
+    if weights is not None:
+        saip_vit.load_saip_weights(model, weights, trust_checkpoint=trust_checkpoint)
+    saip_vit.freeze_unreached_by_pooled(model)
+    return model
+
+
+def saip_vit_tiny(img_size=PERSON_SIZE, drop_path_rate: float = 0.0, weights: str | None = None,
+                  pos_resample: str = "sequence", trust_checkpoint: bool = False) -> nn.Module:
+    return _saip_vit("saip_vit_tiny", img_size, drop_path_rate, weights, pos_resample, trust_checkpoint)
+
+
+def saip_vit_mini(img_size=PERSON_SIZE, drop_path_rate: float = 0.0, weights: str | None = None,
+                  pos_resample: str = "sequence", trust_checkpoint: bool = False) -> nn.Module:
+    """SAIP's ViT at width 32, 8 blocks, 2 heads (130k parameters; the conformance model)."""
+    return _saip_vit("saip_vit_mini", img_size, drop_path_rate, weights, pos_resample, trust_checkpoint)
+
+
+_BACKBONES.update(saip_vit_mini=saip_vit_mini, saip_vit_tiny=saip_vit_tiny)
