@@ -77,6 +77,24 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_gait(args: argparse.Namespace) -> int:
+    from humanssl.evaluate_gait import run_evaluate_gait
+
+    run_evaluate_gait(args.checkpoint, args.data, args.dataset, model=args.model, distance=args.distance,
+                      official_divisor=args.official_divisor, output=args.output, heatmaps=args.heatmaps,
+                      trust_checkpoint=args.trust_checkpoint, batch_size=args.batch_size,
+                      num_workers=args.num_workers, device=args.device, progress=not args.no_progress)
+    return 0
+
+
+def cmd_gait_pretreat(args: argparse.Namespace) -> int:
+    from humanssl.evaluate_gait import run_gait_pretreat
+
+    run_gait_pretreat(args.src, args.dst, workers=args.workers, output=args.output, width=args.width,
+                      progress=not args.no_progress)
+    return 0
+
+
 def cmd_convert_solider(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -92,6 +110,31 @@ def cmd_convert_solider(args: argparse.Namespace) -> int:
     else:
         got = hub.export_solider(args.input, out, layout=args.to or "teacher", trust_checkpoint=args.trust_checkpoint)
     print(f"wrote {out}: {got.describe()}")
+    return 0
+
+
+def cmd_sweep_lambda(args: argparse.Namespace) -> int:
+    from humanssl.evaluate import parse_options
+    from humanssl.sweep_lambda import run_sweep_lambda
+
+    if args.dataset and not args.data:
+        raise UserError("--dataset needs --data ROOT (without --data the built-in synthetic set is used)")
+    run_sweep_lambda(args.checkpoint, data_root=args.data, dataset=args.dataset or "market1501", lambdas=args.lambdas,
+                     output=args.output, plot=args.plot, backbone=args.backbone, part=args.part,
+                     options=model_options(args), dataset_options=parse_options(args.option, "--option"),
+                     size=args.image_size, mean=args.mean, std=args.std, flip=args.flip,
+                     identities=args.identities, synthetic_seed=args.synthetic_seed, batch_size=args.batch_size,
+                     num_workers=args.num_workers, device=args.device, progress=not args.no_progress)
+    return 0
+
+
+def cmd_parts(args: argparse.Namespace) -> int:
+    from humanssl.parts import run_parts
+
+    run_parts(args.checkpoint, args.inputs, args.output, num_parts=args.num_parts, max_images=args.max_images,
+              columns=args.columns, backbone=args.backbone, part=args.part, options=model_options(args),
+              size=args.image_size, mean=args.mean, std=args.std, batch_size=args.batch_size, seed=args.seed,
+              device=args.device)
     return 0
 
 
@@ -172,6 +215,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ranks-dir", help="folder for --save-ranks (default: beside -o, else ./ranks)")
     t.add_argument("-o", "--output", metavar="results.json", help="write the results as JSON")
     t.set_defaults(func=cmd_evaluate_reid)
+    t = tasks.add_parser(
+        "gait", help="cross-view gait recognition: rank-1 per condition (NM/BG/CL) and mAP",
+        description="Standard cross-view protocol on the test split (CASIA-B: subjects 075-124, gallery NM#1-4, "
+                    "probes NM#5-6 / BG#1-2 / CL#1-2, 11 views; OU-MVLP: probe 00 vs gallery 01, 14 views), "
+                    "all frames of every sequence. Rank-1 per probe view excludes the identical gallery view.")
+    t.add_argument("--checkpoint", required=True, metavar="CKPT",
+                   help="a SelfGait run or checkpoint folder, an official GaitSet *-encoder.ptm, an official "
+                        "SelfGait model_*.pth, or a .safetensors state dict")
+    t.add_argument("--data", required=True, metavar="ROOT", help="the pretreated dataset's folder (PNG or .pkl)")
+    t.add_argument("--dataset", choices=("casiab", "oumvlp"), default="casiab", help="default casiab")
+    t.add_argument("--model", choices=("gaitset", "selfgait"), help="default: recognised from the weights")
+    t.add_argument("--distance", choices=("euclidean", "part_mean", "cosine"),
+                   help="default: euclidean for GaitSet, part_mean (mean per-strip distance) for SelfGait")
+    t.add_argument("--official-divisor", action="store_true",
+                   help="divide the off-diagonal row sum by 10 as the official code does (wrong for OU-MVLP's 14 views)")
+    t.add_argument("-o", "--output", metavar="results.json", help="write the results as JSON")
+    t.add_argument("--heatmaps", metavar="DIR", help="folder for the rank-1 heat-map PNGs (default: beside -o)")
+    t.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a full pickle (runs code from the file); only for files from a source you trust")
+    t.add_argument("--batch-size", type=int, default=4, help="whole sequences per forward pass (default 4)")
+    t.add_argument("--num-workers", type=int, default=2)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_evaluate_gait)
 
     p = sub.add_parser("extract", help="features of images with a checkpoint's backbone (.npy)",
                        description="L2-normalised backbone features of image files and folders (searched "
@@ -180,6 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS")
     p.add_argument("-o", "--output", required=True, metavar="feats.npy")
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser(
+        "gait-pretreat", help="pre-treat raw gait silhouettes (crop, resize to height 64, centre, cut to 64x44)",
+        description="Pre-treat every sequence of SRC (CASIA-B raw <subject>/<type>/<view>/*.png, OU-MVLP as "
+                    "distributed or rearranged) into DST, as GaitSet's and OpenGait's pretreatment do: near-empty "
+                    "frames dropped, sequences with fewer than 5 frames reported.")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--workers", type=int, default=4, help="processes (0 or 1: in this one; default 4)")
+    p.add_argument("--output", choices=("png", "pickle"), default="png",
+                   help="png: one PNG per frame; pickle: OpenGait's one .pkl per sequence (default png)")
+    p.add_argument("--width", type=int, default=44,
+                   help="output width (default 44; 64 writes the official tools' 64x64 frames)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_gait_pretreat)
 
     p = sub.add_parser("convert", help="official checkpoints in and out (safetensors <-> .pth)",
                        description="Convert released checkpoints of a system to humanssl's safetensors and back.")
@@ -198,6 +280,51 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a full pickle (runs code from the file); only for files from a source you trust")
     t.add_argument("--force", action="store_true", help="replace OUT if it exists")
     t.set_defaults(func=cmd_convert_solider)
+
+    p = sub.add_parser(
+        "sweep-lambda", help="kNN re-id mAP / R1 of a SOLIDER Swin at several semantic weights (table, JSON, plot)",
+        description="Cosine retrieval (query vs. gallery, Market-1501 protocol) with a SOLIDER Swin's features at "
+                    "each semantic weight lambda, on a re-id dataset (--data ROOT --dataset NAME) or, without "
+                    "--data, on held-out people of the built-in synthetic world. Prints a table, writes JSON and "
+                    "a PNG line plot.")
+    add_model_arguments(p)
+    p.add_argument("--data", metavar="ROOT", help="a re-id dataset's folder (default: the built-in synthetic set)")
+    p.add_argument("--dataset", help="dataset name with --data (default market1501)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="dataset loader option (repeatable)")
+    p.add_argument("--lambdas", type=float, nargs="+", metavar="L",
+                   help="semantic weights in [0, 1] (default 0 0.2 0.4 0.6 0.8 1.0)")
+    p.add_argument("--identities", type=int, default=50, help="synthetic set: identities (default 50)")
+    p.add_argument("--synthetic-seed", type=int, default=0, help="synthetic set: world seed (default 0)")
+    p.add_argument("-o", "--output", default="sweep_lambda.json", metavar="sweep.json",
+                   help="results as JSON (default sweep_lambda.json)")
+    p.add_argument("--plot", metavar="sweep.png", help="line plot (default: -o with .png)")
+    p.set_defaults(func=cmd_sweep_lambda)
+
+    p = sub.add_parser(
+        "parts", help="a PNG grid of images with SOLIDER's clustered part maps overlaid",
+        description="For each image: the teacher's last-stage tokens at lambda 1, clustered into parts as in "
+                    "SOLIDER's pretraining (foreground by token norm, parts numbered top to bottom), drawn as "
+                    "colours over the image (background left clear). Images whose foreground is not a majority "
+                    "(skipped by the pretraining) are marked 'not kept'.")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT",
+                   help="a run folder, a checkpoint folder (runs/x/checkpoints/step_...) or a weights file")
+    p.add_argument("--backbone", help="backbone name; needed for a weights file, else read from the run's config")
+    p.add_argument("--part", choices=("teacher", "student"), default="teacher",
+                   help="which network of a pretraining checkpoint (default: teacher)")
+    p.add_argument("--backbone-option", action="append", metavar="KEY=VALUE", help="extra backbone option (repeatable)")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="input size (default: the run's, or 256 128 for a weights file)")
+    p.add_argument("--mean", type=float, nargs=3, metavar="M", help="normalisation mean (default: the run's or ImageNet's)")
+    p.add_argument("--std", type=float, nargs=3, metavar="S", help="normalisation std (as --mean)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDER")
+    p.add_argument("-o", "--output", required=True, metavar="parts.png")
+    p.add_argument("--num-parts", type=int, default=3, help="parts besides the background (default 3, SOLIDER's)")
+    p.add_argument("--max-images", type=int, default=16, help="draw at most this many images (default 16)")
+    p.add_argument("--columns", type=int, default=4, help="images per row of the grid (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the k-means++ initialisation (default 0)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=cmd_parts, semantic_weight=None)
     return parser
 
 
