@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from humanssl.data.collate import collate_samples
+from humanssl.data.ssprl_views import SSPRLViews, SSPRLViewsConfig, ViewsDataset
 from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, SyntheticUnlabeled, labeled_split
+from humanssl.data.synthetic_scenes import SyntheticScenes, SyntheticScenesDataset
 from humanssl.data.transforms import MultiCropTransform, eval_transform
 from humanssl.data.unlabeled import ImageFolderDataset, ImageListDataset
 from humanssl.engine import checkpoint, distributed
@@ -17,6 +19,7 @@ from humanssl.errors import UserError
 from humanssl.eval.knn import knn_reid
 from humanssl.methods.dino import DINO
 from humanssl.methods.solider import SOLIDER
+from humanssl.methods.ssprl import SSPRL
 from humanssl.models.backbones import create_backbone
 from humanssl.plot import training_summary
 from humanssl.pretrain_config import DataConfig, PretrainConfig
@@ -37,6 +40,24 @@ def build_unlabeled(cfg: DataConfig, transform, seed: int, image_size: tuple[int
     return ImageListDataset(cfg.root, root=cfg.list_root, transform=transform)
 
 
+def build_dataset(cfg: PretrainConfig):
+    if cfg.method != "ssprl":
+        return build_unlabeled(cfg.data, MultiCropTransform(cfg.crops), cfg.train.seed, cfg.crops.global_size)
+    views = SSPRLViews(ssprl_views_config(cfg))
+    if cfg.data.source == "synthetic":  # scenes of people and objects, not person crops
+        v = views.cfg
+        side = max(64, *v.size_crops, *v.loc_size_crops)
+        world = SyntheticScenes(seed=world_seed(cfg.data, cfg.train.seed), image_size=(side, side))
+        return ViewsDataset(SyntheticScenesDataset(world, cfg.data.synthetic_images, views, with_labels=False))
+    return ViewsDataset(build_unlabeled(cfg.data, views, cfg.train.seed, cfg.crops.global_size))
+
+
+def ssprl_views_config(cfg: PretrainConfig) -> SSPRLViewsConfig:
+    """The view sizes of `ssprl_views` with the crop counts and grids of `ssprl` (one source each)."""
+    fields = {k: getattr(cfg.ssprl, k) for k in ("nmb_crops", "grid_perside", "nmb_loc_views")}
+    return SSPRLViewsConfig(**{**vars(cfg.ssprl_views), **fields})
+
+
 def world_seed(cfg: DataConfig, seed: int) -> int:
     return seed if cfg.synthetic_seed is None else cfg.synthetic_seed
 
@@ -46,7 +67,9 @@ def build_method(cfg: PretrainConfig):
         extra = {} if cfg.model.semantic_weight is None else {"semantic_weight": cfg.model.semantic_weight}
         return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights, **extra)
 
-    if cfg.method == "solider":
+    if cfg.method == "ssprl":
+        method = SSPRL(cfg.ssprl, backbone=make_backbone(cfg.model.drop_path))
+    elif cfg.method == "solider":
         method = SOLIDER(make_backbone, cfg.dino, cfg.solider, drop_path=cfg.model.drop_path)
     else:
         method = DINO(make_backbone, cfg.dino, drop_path=cfg.model.drop_path)
@@ -94,7 +117,7 @@ def run_pretrain(cfg: PretrainConfig, echo=print) -> dict:
 
 def _run(cfg: PretrainConfig, dist, echo) -> dict:
     run_dir, resume_from, config_yaml = open_run(cfg, cfg.train, cfg.method, dist, echo)
-    dataset = build_unlabeled(cfg.data, MultiCropTransform(cfg.crops), cfg.train.seed, cfg.crops.global_size)
+    dataset = build_dataset(cfg)
     method = build_method(cfg)
     echo(f"method {cfg.method}, backbone {cfg.model.backbone}, {len(dataset)} training images, "
          f"{dist.world_size} process(es) on {dist.device}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from humanssl.data.ssprl_views import SSPRLViewsConfig
 from humanssl.data.transforms import MultiCropConfig
 from humanssl.engine.settings import OptimConfig, TrainConfig
 from humanssl.methods.dino import DinoConfig
 from humanssl.methods.solider import SoliderConfig
+from humanssl.methods.ssprl import SSPRLConfig
 
 
 @dataclass
@@ -56,12 +58,16 @@ class KnnConfig:
 
 @dataclass
 class PretrainConfig:
-    method: Literal["dino", "solider"] = "dino"
+    method: Literal["dino", "solider", "ssprl"] = "dino"
     data: DataConfig = field(default_factory=DataConfig)
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     dino: DinoConfig = field(default_factory=DinoConfig)  # also SOLIDER's DINO part
     solider: SoliderConfig = field(default_factory=SoliderConfig)  # read when method=solider
+    # method=ssprl: SwAV multi-crop + pyramid patches of scene images (data.source=synthetic:
+    # synthetic multi-object scenes); crop counts and grids are ssprl's, sizes ssprl_views'
+    ssprl: SSPRLConfig = field(default_factory=SSPRLConfig)
+    ssprl_views: SSPRLViewsConfig = field(default_factory=SSPRLViewsConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
