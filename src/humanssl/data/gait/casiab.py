@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from humanssl.errors import UserError
 
-from .sequences import (GaitSequence, check_frame_size, existing_dir, scan_tree, subdirs, warn_counted,
-                        warn_missing_views)
+from .sequences import GaitSequence, checked_scan, existing_dir, scan_tree, subdirs
 
 TITLE = "CASIA-B"
 TYPES = ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "nm-06", "bg-01", "bg-02", "cl-01", "cl-02")
@@ -42,11 +40,5 @@ def load_casiab(root, views: tuple[str, ...] = VIEWS, check_size: bool = True) -
     """Every sequence under `root`, sorted by (subject, type, view): PNG folders or pickles."""
     folder = find_root(root)
     sequences, empty = scan_tree(TITLE, folder, PATTERNS, LAYOUT)
-    if not sequences:
-        raise UserError(f"{TITLE}: every sequence folder under {folder} is empty; expected layout {LAYOUT}")
-    warn_counted(f"{TITLE}: {{n}} empty sequence folders skipped", empty)
-    warn_missing_views(TITLE, sequences, views)
-    if check_size:
-        check_frame_size(TITLE, sequences, LAYOUT)
-    return sequences
+    return checked_scan(TITLE, folder, sequences, empty, views, LAYOUT, check_size)
 

@@ -16,8 +16,7 @@ import re
 from humanssl.errors import UserError
 
 from .casiab import find_root
-from .sequences import (GaitSequence, check_frame_size, existing_dir, scan_tree, sequences_in, subdirs, warn_counted,
-                        warn_missing_views)
+from .sequences import GaitSequence, checked_scan, existing_dir, scan_tree, sequences_in, subdirs
 
 TITLE = "OU-MVLP"
 VIEWS = tuple(f"{a:03d}" for a in (*range(0, 91, 15), *range(180, 271, 15)))
@@ -58,10 +57,4 @@ def load_oumvlp(root, views: tuple[str, ...] = VIEWS, check_size: bool = True) -
     else:
         folder = find_root(folder, TITLE, LAYOUT, CANDIDATES, subject_digits=5)
         sequences, empty = scan_tree(TITLE, folder, PATTERNS, LAYOUT)
-    if not sequences:
-        raise UserError(f"{TITLE}: every sequence folder under {folder} is empty; expected layout {LAYOUT}")
-    warn_counted(f"{TITLE}: {{n}} empty sequence folders skipped", empty)
-    warn_missing_views(TITLE, sequences, views)
-    if check_size:
-        check_frame_size(TITLE, sequences, LAYOUT)
-    return sequences
+    return checked_scan(TITLE, folder, sequences, empty, views, LAYOUT, check_size)

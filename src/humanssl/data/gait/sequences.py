@@ -201,6 +201,19 @@ def check_frame_size(name: str, sequences: list[GaitSequence], layout: str,
         )
 
 
+def checked_scan(name: str, folder, sequences: list[GaitSequence], empty: list[str], views: Iterable[str],
+                 layout: str, check_size: bool) -> list[GaitSequence]:
+    """What every loader does with a finished scan: refuse an empty result, warn once about empty
+    folders and missing views, and make sure the frames are pre-treated."""
+    if not sequences:
+        raise UserError(f"{name}: every sequence folder under {folder} is empty; expected layout {layout}")
+    warn_counted(f"{name}: {{n}} empty sequence folders skipped", empty)
+    warn_missing_views(name, sequences, views)
+    if check_size:
+        check_frame_size(name, sequences, layout)
+    return sequences
+
+
 # ----------------------------------------------------------------------------- the Dataset
 class GaitSequences(Dataset):
     """Sequences as samples: {"silhouettes": (s, 64, 44) float in [0, 1], "label": int,
