@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from .sequences import GaitSequence, checked_scan, existing_dir, scan_tree, subdirs
 
 TITLE = "CASIA-B"
