@@ -13,10 +13,11 @@ from .toy import ToyData, ToyMethod
 CPU = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
 
-def make_trainer(tmp_path, method=None, data=None, resume_from=None, **train_kw):
+def make_trainer(tmp_path, method=None, data=None, resume_from=None, optim_kw=None, **train_kw):
     train = TrainConfig(**{"epochs": 3, "batch_size": 8, "num_workers": 0, "progress": False,
                            "log_every": 1, **train_kw})
-    optim = OptimConfig(lr=2.0, warmup_epochs=1, weight_decay=0.01, weight_decay_end=0.01)
+    optim = OptimConfig(**{"lr": 2.0, "warmup_epochs": 1, "weight_decay": 0.01, "weight_decay_end": 0.01,
+                           **(optim_kw or {})})
     torch.manual_seed(0)
     method = method or ToyMethod()
     return Trainer(method, data or ToyData(), collate_samples, train=train, optim=optim,
@@ -34,6 +35,20 @@ def test_loss_falls_and_outputs_are_written(tmp_path):
     assert last["mse"] < 0.2 * first["mse"]
     assert t.method.configured == (160, 8)
     assert (checkpoint.latest_checkpoint(tmp_path / "checkpoints") / "config.yaml").read_text() == "toy: true\n"
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.01])
+def test_warm_up_starts_at_the_given_fraction_of_the_peak_lr(tmp_path, factor):
+    import json
+
+    t = make_trainer(tmp_path, epochs=2, optim_kw={"warmup_start_factor": factor})
+    t.fit()
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    peak = 2.0 * 8 / 256  # the linear scaling rule at batch 8
+    # 8 warm-up steps rise linearly from factor x peak; step 8 is the peak itself
+    assert lrs[0] == pytest.approx(factor * peak)
+    assert lrs[8] == pytest.approx(peak)
+    assert lrs[4] == pytest.approx(factor * peak + (peak - factor * peak) * 4 / 8)
 
 
 def test_resume_is_bitwise_exact(tmp_path):

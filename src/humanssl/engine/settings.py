@@ -12,6 +12,7 @@ class OptimConfig:
     lr: float = 5e-4  # at an effective batch of 256; scaled linearly with the real one
     min_lr: float = 1e-6
     warmup_epochs: float = 10.0
+    warmup_start_factor: float = 0.0  # warm-up starts at this fraction of the peak lr (SOLIDER-REID: 0.01)
     weight_decay: float = 0.04
     weight_decay_end: float = 0.4  # cosine from weight_decay to this (DINO); equal values = constant
     clip_grad: float = 3.0  # 0 turns clipping off

@@ -125,7 +125,9 @@ class Trainer:
         optimizer = self.make_optimizer()
         effective_batch = cfg.batch_size * self.dist.world_size * cfg.accumulation
         o = self.optim_cfg
-        lr = cosine_schedule(scaled_lr(o.lr, effective_batch), o.min_lr, total, round(o.warmup_epochs * steps_per_epoch))
+        peak = scaled_lr(o.lr, effective_batch)
+        lr = cosine_schedule(peak, o.min_lr, total, round(o.warmup_epochs * steps_per_epoch),
+                             warmup_start=o.warmup_start_factor * peak)
         wd = cosine_schedule(o.weight_decay, o.weight_decay_end, total)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.needs_scaler)
         start = 0
