@@ -282,3 +282,13 @@ def test_convert_command_round_trip_and_keeps_existing_output(tmp_path, mini, ca
     assert main(["convert", "solider", str(out), "-o", str(tmp_path / "tea.pth"), "--to", "teacher"]) == 0
     assert set(torch.load(tmp_path / "tea.pth", weights_only=True)) == {f"backbone.{k}" for k in teacher}
     assert main(["convert", "solider", str(tmp_path / "nope.pth"), "-o", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_solider_reid_fine_tuned_model_loads_its_base(tmp_path, mini):
+    # SOLIDER-REID saves model.state_dict(): the Swin under "base.", then its re-id heads.
+    teacher, _, _ = mini
+    reid = {**{f"base.{k}": v for k, v in teacher.items()},
+            "bottleneck.weight": torch.ones(128), "bottleneck.bias": torch.zeros(128),
+            "classifier.weight": torch.zeros(751, 128)}
+    torch.save(reid, tmp_path / "transformer_120.pth")
+    assert_loaded(create_backbone("swin_mini", weights=str(tmp_path / "transformer_120.pth")), teacher)

@@ -63,10 +63,11 @@ class LoadedBackbone:
 def select_backbone_tensors(tensors: dict[str, torch.Tensor], part: str = "teacher",
                             origin: str = "checkpoint") -> dict[str, torch.Tensor]:
     """The backbone's tensors of a humanssl checkpoint: `backbone.*` of a fine-tuned model, else
-    `<part>.backbone.*` of a pretraining run; a file with none of these is taken as a bare
-    backbone state dict (a leading `module.` stripped)."""
+    `<part>.backbone.*` of a pretraining run, else `base.*` of an official SOLIDER-REID model; a
+    file with none of these is taken as a bare backbone state dict (a leading `module.` stripped)."""
     other = "student" if part == "teacher" else "teacher"
-    for prefix in ("backbone.", f"{part}.backbone.", f"module.{part}.backbone.", f"{other}.backbone."):
+    for prefix in ("backbone.", f"{part}.backbone.", f"module.{part}.backbone.", f"{other}.backbone.",
+                   "base.", "module.base."):  # base.: SOLIDER-REID / TransReID fine-tuned models
         found = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         if found:
             return found

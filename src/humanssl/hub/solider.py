@@ -117,7 +117,10 @@ def extract_backbone(obj: Any, origin: str = "<memory>", which: str = "teacher")
 
 def _prefixes(which: str) -> list[str]:
     other = PARTS[1 - PARTS.index(which)]
-    return ["backbone.", "module.backbone.", f"{which}.backbone.", "", "module.", f"{other}.backbone."]
+    # "base." is the backbone of SOLIDER-REID / TransReID fine-tuned re-id models (beside their
+    # "bottleneck." and "classifier." heads, which are left out).
+    return ["backbone.", "module.backbone.", f"{which}.backbone.", "", "module.", f"{other}.backbone.",
+            "base.", "module.base."]
 
 
 def load_swin_weights(model: nn.Module, path: str | Path, *, which: str = "teacher",
