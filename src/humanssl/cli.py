@@ -21,19 +21,14 @@ def demo_config_path(name: str = DEMO_CONFIG):
     return resources.files("humanssl") / "configs" / name
 
 
-def cmd_pretrain(args: argparse.Namespace) -> int:
-    from humanssl.pretrain import run_pretrain
-    from humanssl.pretrain_config import PretrainConfig
-
-    config, overrides = split_config_and_overrides(args.items)
-    if is_gait_method(config, overrides):
-        return cmd_pretrain_gait(config, overrides, args.show_config)
-    with resources.as_file(demo_config_path()) as demo:
-        cfg = load_config(PretrainConfig, config or demo, overrides)
-    if args.show_config:
+def run_recipe(schema, demo: str, config: str | None, overrides: list[str], show_config: bool, run) -> int:
+    """Resolve a recipe (CONFIG, or the embedded demo, plus overrides), then print it or run it."""
+    with resources.as_file(demo_config_path(demo)) as demo_path:
+        cfg = load_config(schema, config or demo_path, overrides)
+    if show_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    run_pretrain(cfg)
+    run(cfg)
     return 0
 
 
@@ -54,45 +49,34 @@ def is_gait_method(config: str | None, overrides: list[str]) -> bool:
     return method in GAIT_METHODS
 
 
-def cmd_pretrain_gait(config: str | None, overrides: list[str], show_config: bool) -> int:
-    from humanssl.gait_config import GaitPretrainConfig
-    from humanssl.pretrain_gait import run_pretrain_gait
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    config, overrides = split_config_and_overrides(args.items)
+    if is_gait_method(config, overrides):
+        from humanssl.gait_config import GaitPretrainConfig
+        from humanssl.pretrain_gait import run_pretrain_gait
 
-    with resources.as_file(demo_config_path(DEMO_PRETRAIN_GAIT)) as demo:
-        cfg = load_config(GaitPretrainConfig, config or demo, overrides)
-    if show_config:
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
-        return 0
-    run_pretrain_gait(cfg)
-    return 0
+        return run_recipe(GaitPretrainConfig, DEMO_PRETRAIN_GAIT, config, overrides, args.show_config,
+                          run_pretrain_gait)
+    from humanssl.pretrain import run_pretrain
+    from humanssl.pretrain_config import PretrainConfig
+
+    return run_recipe(PretrainConfig, DEMO_CONFIG, config, overrides, args.show_config, run_pretrain)
 
 
 def cmd_finetune_gait(args: argparse.Namespace) -> int:
     from humanssl.finetune_gait import run_finetune_gait
     from humanssl.gait_config import GaitFinetuneConfig
 
-    config, overrides = split_config_and_overrides(args.items)
-    with resources.as_file(demo_config_path(DEMO_FINETUNE_GAIT)) as demo:
-        cfg = load_config(GaitFinetuneConfig, config or demo, overrides)
-    if args.show_config:
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
-        return 0
-    run_finetune_gait(cfg)
-    return 0
+    return run_recipe(GaitFinetuneConfig, DEMO_FINETUNE_GAIT, *split_config_and_overrides(args.items),
+                      args.show_config, run_finetune_gait)
 
 
 def cmd_finetune_multilabel(args: argparse.Namespace) -> int:
     from humanssl.finetune_multilabel import run_finetune_multilabel
     from humanssl.finetune_multilabel_config import MultilabelFinetuneConfig
 
-    config, overrides = split_config_and_overrides(args.items)
-    with resources.as_file(demo_config_path(DEMO_FINETUNE_MULTILABEL)) as demo:
-        cfg = load_config(MultilabelFinetuneConfig, config or demo, overrides)
-    if args.show_config:
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
-        return 0
-    run_finetune_multilabel(cfg)
-    return 0
+    return run_recipe(MultilabelFinetuneConfig, DEMO_FINETUNE_MULTILABEL, *split_config_and_overrides(args.items),
+                      args.show_config, run_finetune_multilabel)
 
 
 def cmd_evaluate_multilabel(args: argparse.Namespace) -> int:
@@ -107,14 +91,8 @@ def cmd_finetune_reid(args: argparse.Namespace) -> int:
     from humanssl.finetune import run_finetune
     from humanssl.finetune_config import FinetuneConfig
 
-    config, overrides = split_config_and_overrides(args.items)
-    with resources.as_file(demo_config_path(DEMO_FINETUNE_REID)) as demo:
-        cfg = load_config(FinetuneConfig, config or demo, overrides)
-    if args.show_config:
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
-        return 0
-    run_finetune(cfg)
-    return 0
+    return run_recipe(FinetuneConfig, DEMO_FINETUNE_REID, *split_config_and_overrides(args.items),
+                      args.show_config, run_finetune)
 
 
 def model_options(args: argparse.Namespace) -> dict:

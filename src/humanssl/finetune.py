@@ -18,8 +18,8 @@ from humanssl.data.reid import ReidDataset, ReidImages, load_reid_dataset
 from humanssl.data.reid_transforms import reid_test_transform, reid_train_transform
 from humanssl.data.synthetic import SyntheticPersons, write_market1501
 from humanssl.engine import checkpoint, distributed
+from humanssl.engine.evaluating_trainer import EvaluatingTrainer
 from humanssl.engine.launch import launch, open_run
-from humanssl.engine.trainer import Trainer
 from humanssl.errors import UserError
 from humanssl.evaluate import load_state_into, score_backbone, select_backbone_tensors, table
 from humanssl.finetune_config import DataConfig, FinetuneConfig, ModelConfig
@@ -92,33 +92,17 @@ def build_method(cfg: FinetuneConfig, ds: ReidDataset) -> ReidFinetune:
                         bias_lr_scale=m.bias_lr_scale, decay_norms_and_biases=m.decay_norms_and_biases)
 
 
-class FinetuneTrainer(Trainer):
-    """The engine's trainer plus two things a fine-tuning run needs: pid2label.json in every
-    checkpoint folder, and (optionally) an evaluation every few epochs. The evaluation runs
-    between optimizer steps in eval mode and draws no training randomness (the trainer seeds
-    every step afresh), so it does not change what is trained."""
+class FinetuneTrainer(EvaluatingTrainer):
+    """The evaluating trainer plus pid2label.json in every checkpoint folder."""
 
-    def __init__(self, *args, pid2label: dict, evaluate_every: int = 0, evaluate_fn=None, **kwargs):
+    def __init__(self, *args, pid2label: dict, **kwargs):
         super().__init__(*args, **kwargs)
         self.pid2label_json = json.dumps({str(k): v for k, v in pid2label.items()})
-        self.evaluate_every, self.evaluate_fn = evaluate_every, evaluate_fn
-        self.steps_per_epoch = self.sampler.batches_per_epoch // self.train_cfg.accumulation
-        # the run's last step is evaluated after training anyway
-        self.final_step = self.train_cfg.max_steps or self.train_cfg.epochs * self.steps_per_epoch
 
     def save(self, *args) -> None:
         super().save(*args)
         if self.dist.is_main and self.last_checkpoint is not None:
             checkpoint.write_atomically(self.last_checkpoint / PID2LABEL, self.pid2label_json)
-
-    def optimizer_step(self, step, *args):
-        losses = super().optimizer_step(step, *args)
-        if (self.evaluate_fn is not None and self.evaluate_every and (step + 1) % self.evaluate_every == 0
-                and step + 1 < self.final_step):
-            if self.dist.is_main:
-                self.evaluate_fn(self, step + 1)
-            distributed.barrier()
-        return losses
 
 
 # ----------------------------------------------------------------------------- the run

@@ -20,8 +20,8 @@ from torchvision import transforms as T
 from humanssl.data.collate import collate_samples
 from humanssl.data.multilabel import build_multilabel
 from humanssl.engine import checkpoint, distributed
+from humanssl.engine.evaluating_trainer import EvaluatingTrainer
 from humanssl.engine.launch import launch, open_run
-from humanssl.engine.trainer import Trainer
 from humanssl.errors import UserError
 from humanssl.eval.multilabel import MultiLabelScores, multilabel_map
 from humanssl.evaluate import pick_device, read_saved_config, select_backbone_tensors
@@ -105,26 +105,6 @@ def as_record(s: MultiLabelScores) -> dict:
     return {"mAP": s.mAP, "per_class_ap": {n: (None if np.isnan(a) else float(a)) for n, a in zip(names, s.per_class_ap)}}
 
 
-class MultilabelTrainer(Trainer):
-    """The engine's trainer plus an optional evaluation every few epochs, between optimizer steps,
-    in eval mode; it draws no training randomness (the trainer seeds every step afresh)."""
-
-    def __init__(self, *args, evaluate_every: int = 0, evaluate_fn=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.evaluate_every, self.evaluate_fn = evaluate_every, evaluate_fn
-        self.steps_per_epoch = self.sampler.batches_per_epoch // self.train_cfg.accumulation
-        self.final_step = self.train_cfg.max_steps or self.train_cfg.epochs * self.steps_per_epoch
-
-    def optimizer_step(self, step, *args):
-        losses = super().optimizer_step(step, *args)
-        if (self.evaluate_fn is not None and self.evaluate_every and (step + 1) % self.evaluate_every == 0
-                and step + 1 < self.final_step):
-            if self.dist.is_main:
-                self.evaluate_fn(self, step + 1)
-            distributed.barrier()
-        return losses
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -153,7 +133,7 @@ def _run(cfg: MultilabelFinetuneConfig, dist, echo) -> dict:
     scores_path = run_dir / EVAL_FILE
     scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
 
-    def evaluate_during(trainer: MultilabelTrainer, stage_step: int) -> None:
+    def evaluate_during(trainer: EvaluatingTrainer, stage_step: int) -> None:
         s = score(trainer.method, test, dist.device, e.batch_size, cfg.train.num_workers)
         epoch = stage_step / trainer.steps_per_epoch
         record = {"step": trainer.global_step + 1, "epoch": epoch, "eval_mAP": s.mAP}
@@ -165,7 +145,7 @@ def _run(cfg: MultilabelFinetuneConfig, dist, echo) -> dict:
         echo(f"epoch {epoch:g}: mAP {s.mAP:.1f}")
 
     steps_per_epoch = (len(train) // (cfg.train.batch_size * dist.world_size)) // cfg.train.accumulation
-    trainer = MultilabelTrainer(
+    trainer = EvaluatingTrainer(
         method, train, collate_samples, train=cfg.train, optim=cfg.optim, run_dir=run_dir, dist=dist,
         config_yaml=config_yaml, resume_from=resume_from,
         evaluate_every=e.every_epochs * steps_per_epoch, evaluate_fn=evaluate_during)
