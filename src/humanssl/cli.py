@@ -212,6 +212,13 @@ def split_config_and_overrides(items: list[str]) -> tuple[str | None, list[str]]
     return None, list(items)
 
 
+def add_recipe_arguments(p: argparse.ArgumentParser, func) -> None:
+    """What every training command takes: an optional CONFIG.yaml, overrides, --show-config."""
+    p.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
+    p.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="humanssl",
@@ -226,9 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "backbone, CPU, a few minutes) with kNN re-id before and after. Otherwise "
                     "CONFIG.yaml and/or key=value overrides (e.g. train.epochs=10 data.root=/data); "
                     "overrides given without a CONFIG apply to the demo.")
-    p.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
-    p.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
-    p.set_defaults(func=cmd_pretrain)
+    add_recipe_arguments(p, cmd_pretrain)
 
     p = sub.add_parser("finetune", help="supervised fine-tuning of a (pretrained) backbone on a downstream task",
                        description="Fine-tune a backbone on a downstream task.")
@@ -240,9 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "with mAP of raw pixels and of the untrained model before training. Otherwise CONFIG.yaml "
                     "(e.g. configs/reid_market_swin_tiny.yaml) and/or key=value overrides such as "
                     "model.init=runs/x data.root=/data.")
-    t.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
-    t.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
-    t.set_defaults(func=cmd_finetune_reid)
+    add_recipe_arguments(t, cmd_finetune_reid)
     t = tasks.add_parser(
         "gait", help="gait recognition (SelfGait encoder, per-strip triplet loss, P x M batches, label rate)",
         description="Fine-tune a SelfGait encoder for gait recognition with GaitSet's per-strip batch-all "
@@ -250,9 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the run folder, CPU, a few minutes). Otherwise CONFIG.yaml and/or key=value overrides such "
                     "as model.init=runs/selfgait-x data.root=/data/CASIA-B label_rate=0.1; the CASIA-B "
                     "cross-view rank-1 before and after lands in RUN/eval.json.")
-    t.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
-    t.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
-    t.set_defaults(func=cmd_finetune_gait)
+    add_recipe_arguments(t, cmd_finetune_gait)
     t = tasks.add_parser(
         "multilabel", help="multi-label classification (linear probe, full or semi-supervised fine-tuning; mAP)",
         description="Train a linear head (model.mode=linear: frozen trunk, the linear-probe protocol) or the whole "
@@ -261,9 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "arguments: the embedded demo (synthetic scenes, mini ResNet, CPU). Otherwise CONFIG.yaml "
                     "(e.g. configs/multilabel_voc_linear.yaml) and/or key=value overrides such as "
                     "model.init=runs/ssprl-x data.root=/data/VOCdevkit.")
-    t.add_argument("items", nargs="*", metavar="[CONFIG.yaml] [key=value ...]")
-    t.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
-    t.set_defaults(func=cmd_finetune_multilabel)
+    add_recipe_arguments(t, cmd_finetune_multilabel)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a downstream benchmark",
                        description="Evaluate a checkpoint on a downstream benchmark.")
