@@ -15,7 +15,6 @@ cosine distance (the same order as Euclidean on normalised features).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +36,7 @@ from humanssl.engine import checkpoint
 from humanssl.errors import UserError
 from humanssl.eval.reid import evaluate, evaluate_features
 from humanssl.models.backbones import create_backbone, load_state_checked
+from humanssl.results_file import write_results
 
 METRICS = ("mAP", "R1", "R5", "R10", "mINP")
 DEFAULT_SIZE = (256, 128)
@@ -320,9 +320,7 @@ def run_evaluate_reid(ckpt, data_root, dataset: str = "market1501", *, backbone:
         result["rank_pictures"] = str(ranks[1])
         echo(f"rank pictures of the first {min(ranks[0], len(ds.query))} queries: {ranks[1]}")
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(result, indent=2))
-        echo(f"results: {output}")
+        write_results(output, result, echo)
     return result
 
 

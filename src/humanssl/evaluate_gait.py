@@ -21,7 +21,6 @@ mean per-strip distance for SelfGait's 31 strips.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from humanssl.engine import checkpoint
 from humanssl.errors import UserError
 from humanssl.eval.gait import DISTANCES, GaitResult, evaluate_gait, result_heatmaps
 from humanssl.models.backbones import load_state_checked
+from humanssl.results_file import write_results
 
 MODELS = ("gaitset", "selfgait")
 DATASETS = ("casiab", "oumvlp")
@@ -281,9 +281,7 @@ def run_evaluate_gait(ckpt, data_root, dataset: str = "casiab", *, model: str | 
         report["heatmaps"] = [str(p) for p in result_heatmaps(result, folder)]
         echo(f"rank-1 heat-maps ({len(result.views)}x{len(result.views)} views): {folder}")
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(report, indent=2))
-        echo(f"results: {output}")
+        write_results(output, report, echo)
     return report
 
 

@@ -28,6 +28,7 @@ from humanssl.evaluate import pick_device, read_saved_config, select_backbone_te
 from humanssl.finetune import build_backbone
 from humanssl.finetune_multilabel_config import DataConfig, MultilabelFinetuneConfig, TransformConfig
 from humanssl.methods.multilabel_finetune import MultilabelFinetune
+from humanssl.results_file import write_results
 
 METHOD_NAME = "multilabel"
 EVAL_FILE = "eval.json"
@@ -222,6 +223,5 @@ def run_evaluate_multilabel(ckpt, data_root: str | None, dataset: str, *, split:
     echo(s.table())
     result = {"checkpoint": str(ckpt), "dataset": data.dataset, "images": len(test), **as_record(s)}
     if output:
-        Path(output).write_text(json.dumps(result, indent=2))
-        echo(f"results: {output}")
+        write_results(output, result, echo)
     return result

@@ -11,7 +11,6 @@ lambda, so the sweep costs one pass over the data plus the extra forwards.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -26,6 +25,7 @@ from humanssl.data.reid import ReidImages, VehicleIDDataset, load_reid_dataset
 from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, labeled_split
 from humanssl.errors import UserError
 from humanssl.evaluate import load_backbone, pick_device, score_split
+from humanssl.results_file import write_results
 
 DEFAULT_LAMBDAS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COLUMNS = ("mAP", "R1", "R5", "mINP")
@@ -171,9 +171,7 @@ def run_sweep_lambda(ckpt, *, data_root=None, dataset: str = "market1501", lambd
               "root": None if data_root is None else str(data_root), "flip": flip,
               "num_query": len(query), "num_gallery": len(gallery), "results": rows, "best_lambda": best["lambda"]}
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=2))
-        echo(f"results: {output}")
+        write_results(output, result, echo)
     if plot is not None:
         draw_sweep(plot, rows, f"{loaded.name} on {set_name}")
         result["plot"] = str(plot)
