@@ -60,6 +60,17 @@ def read_checkpoint(path: str | Path, trust_checkpoint: bool = False) -> Any:
         raise UserError(f"cannot read checkpoint {path} even as a trusted pickle: {err}") from None
 
 
+def unwrap_state_dict(obj: Any, origin: str) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded checkpoint object: a `state_dict` or `model` wrapper is opened
+    (the usual layouts of training scripts), anything that is not a tensor is left out."""
+    for wrapper in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+    if not isinstance(obj, dict):
+        raise UserError(f"{origin} does not hold a state dict (found {type(obj).__name__})")
+    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+
+
 def _torch_load(path: Path, weights_only: bool) -> Any:
     allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     if weights_only and allow is not None:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from humanssl.errors import UserError
-from humanssl.hub.reading import read_checkpoint
+from humanssl.hub.reading import read_checkpoint, unwrap_state_dict
 from humanssl.hub.swin_keys import infer_swin_arch, is_microsoft_swin, microsoft_to_solider, resize_bias_table
 from humanssl.hub.swin_keys import solider_to_microsoft
 
@@ -83,12 +83,7 @@ def extract_backbone(obj: Any, origin: str = "<memory>", which: str = "teacher")
             present = [p for p in PARTS if isinstance(obj.get(p), dict)]
             raise UserError(f"{origin} is a training checkpoint without a '{which}' entry (it has {present})")
         obj, part = obj[which], which
-    for wrapper in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-    if not isinstance(obj, dict):
-        raise UserError(f"{origin} does not hold a state dict (found {type(obj).__name__})")
-    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, Tensor)}
+    tensors = unwrap_state_dict(obj, origin)
     if not tensors:
         raise UserError(f"{origin} holds no tensors (keys: {_some(list(obj))})")
 

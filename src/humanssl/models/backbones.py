@@ -193,11 +193,9 @@ def _load(model: nn.Module, weights: str | None, classifier_prefix: str) -> nn.M
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file or pickled objects: say which file and why
         raise UserError(f"could not read backbone weights {path}: {exc}") from exc
-    for key in ("state_dict", "model"):  # common wrappers around a bare state dict
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise UserError(f"backbone weights {path} do not hold a state dict")
+    from humanssl.hub.reading import unwrap_state_dict  # the hub imports the models, not the reverse
+
+    state = unwrap_state_dict(state, f"backbone weights {path}")
 
     cleaned = {}
     for k, v in state.items():

@@ -210,18 +210,14 @@ def load_saip_weights(model: SAIPViT, path: str | Path, which: str = "teacher",
                       trust_checkpoint: bool = False) -> None:
     """Load the backbone from an official SAIP checkpoint (its `teacher` or `student`, decoders
     left out), a bare backbone state dict, or a humanssl run folder."""
-    from humanssl.hub.reading import read_checkpoint  # the hub imports the models, not the reverse
+    # imported here: the hub imports the models, not the reverse
+    from humanssl.hub.reading import read_checkpoint, unwrap_state_dict
     from humanssl.models.backbones import load_state_checked
 
     obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint)
     if isinstance(obj, dict) and isinstance(obj.get(which), dict):
         obj = obj[which]
-    for wrapper in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-    if not isinstance(obj, dict):
-        raise UserError(f"{path} does not hold a state dict (found {type(obj).__name__})")
-    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, Tensor)}
+    tensors = unwrap_state_dict(obj, str(path))
     if any(k.startswith(f"{which}.") for k in tensors):  # a humanssl model.safetensors
         tensors = {k.removeprefix(f"{which}."): v for k, v in tensors.items() if k.startswith(f"{which}.")}
     state = {}
