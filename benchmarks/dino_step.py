@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
-import time
 
 import torch
+from step_timing import device_name, make_step, random_crops, seconds_per_step, sync
 
 from humanssl.config import load_config
-from humanssl.engine.optim import build_optimizer, clip_gradients
-from humanssl.engine.precision import resolve_precision
 from humanssl.pretrain import build_method
 from humanssl.pretrain_config import PretrainConfig
 
@@ -42,40 +39,17 @@ def main() -> None:
     device = torch.device(args.device)
     method = build_method(cfg).to(device)
     method.configure(args.steps + 5, 1000)
-    precision = resolve_precision(cfg.train.precision, device)
-    optimizer = build_optimizer(method.param_groups(), "adamw")
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler)
-    g, l = cfg.crops.global_size, cfg.crops.local_size
-    crops = [torch.randn(args.batch, 3, *g, device=device) for _ in range(2)]
-    crops += [torch.randn(args.batch, 3, *l, device=device) for _ in range(cfg.crops.local_number)]
-    batch = {"image": crops}
-
-    def step(i: int) -> None:
-        with precision.autocast():
-            loss = sum(method(batch, i).values())
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        method.after_backward(i)
-        clip_gradients(method.parameters(), 3.0, "per_param")
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        method.after_step(i)
-
+    data = random_crops(cfg, args.batch, device)
+    step, precision = make_step(method, cfg.train.precision, device, data)
     for i in range(3):  # warm-up: allocator, kernels, lazy inits
         step(i)
+    sync(device)
     if device.type == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        step(i)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - t0) / args.steps
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
+    seconds = seconds_per_step(step, device, args.steps, first=3)
+    g, l = cfg.crops.global_size, cfg.crops.local_size
     print(json.dumps({
-        "device": name, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+        "device": device_name(device), "date": datetime.date.today().isoformat(), "torch": torch.__version__,
         "backbone": args.backbone, "batch": args.batch, "precision": precision.name,
         "crops": f"2x{g[0]}x{g[1]} + {cfg.crops.local_number}x{l[0]}x{l[1]}", "out_dim": cfg.dino.out_dim,
         "s_per_step": round(seconds, 4), "img_per_s": round(args.batch / seconds, 1),

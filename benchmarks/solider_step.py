@@ -18,22 +18,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import time
 
 import torch
+from step_timing import device_name, make_step, random_crops, seconds_per_step, sync
 
 from humanssl.config import load_config
-from humanssl.engine.optim import build_optimizer, clip_gradients
-from humanssl.engine.precision import resolve_precision
 from humanssl.methods import solider as solider_module
 from humanssl.pretrain import build_method
 from humanssl.pretrain_config import PretrainConfig
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -63,37 +56,17 @@ def main() -> None:
     if args.compile:
         method.student.backbone.compile()
         method.teacher.backbone.compile()
-    precision = resolve_precision(cfg.train.precision, device)
-    optimizer = build_optimizer(method.param_groups(), "adamw")
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler)
-    g, l = cfg.crops.global_size, cfg.crops.local_size
     torch.manual_seed(0)
-    crops = [torch.randn(batch, 3, *g, device=device) for _ in range(2)]
-    crops += [torch.randn(batch, 3, *l, device=device) for _ in range(cfg.crops.local_number)]
-    data = {"image": crops}
-
-    def step(i: int) -> None:
-        with precision.autocast():
-            loss = sum(method.training_step(data, i).values())
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        method.after_backward(i)
-        clip_gradients(method.parameters(), 3.0, "per_param")
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        method.after_step(i)
+    data = random_crops(cfg, batch, device)
+    step, precision = make_step(method, cfg.train.precision, device, data)
+    g, l = cfg.crops.global_size, cfg.crops.local_size
 
     for i in range(args.warmup):  # allocator, kernels, lazy inits, compilation
         step(i)
     sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    for i in range(args.steps):
-        step(args.warmup + i)
-    sync(device)
-    seconds = (time.perf_counter() - t0) / args.steps
+    seconds = seconds_per_step(step, device, args.steps, first=args.warmup)
 
     clustering = [0.0]
     original = solider_module.part_labels
@@ -108,21 +81,13 @@ def main() -> None:
 
     solider_module.part_labels = timed_part_labels
     try:
-        t0 = time.perf_counter()
-        for i in range(args.steps):
-            step(args.warmup + args.steps + i)
-        sync(device)
-        seconds_synced = (time.perf_counter() - t0) / args.steps
+        seconds_synced = seconds_per_step(step, device, args.steps, first=args.warmup + args.steps)
     finally:
         solider_module.part_labels = original
     cluster_s = clustering[0] / args.steps
 
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     print(json.dumps({
-        "device": name, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+        "device": device_name(device), "date": datetime.date.today().isoformat(), "torch": torch.__version__,
         "backbone": backbone, "batch": batch, "precision": precision.name, "compile": args.compile,
         "crops": f"2x{g[0]}x{g[1]} + {cfg.crops.local_number}x{l[0]}x{l[1]}", "out_dim": cfg.dino.out_dim,
         "s_per_step": round(seconds, 4), "img_per_s": round(batch / seconds, 1),
