@@ -15,7 +15,7 @@ import datetime
 import json
 
 import torch
-from step_timing import device_name, make_step, random_crops, seconds_per_step, sync
+from step_timing import device_name, make_step, peak_memory_gb, random_crops, warm_then_time
 
 from humanssl.config import load_config
 from humanssl.pretrain import build_method
@@ -41,19 +41,14 @@ def main() -> None:
     method.configure(args.steps + 5, 1000)
     data = random_crops(cfg, args.batch, device)
     step, precision = make_step(method, cfg.train.precision, device, data)
-    for i in range(3):  # warm-up: allocator, kernels, lazy inits
-        step(i)
-    sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    seconds = seconds_per_step(step, device, args.steps, first=3)
+    seconds = warm_then_time(step, device, args.steps, warmup=3)
     g, l = cfg.crops.global_size, cfg.crops.local_size
     print(json.dumps({
         "device": device_name(device), "date": datetime.date.today().isoformat(), "torch": torch.__version__,
         "backbone": args.backbone, "batch": args.batch, "precision": precision.name,
         "crops": f"2x{g[0]}x{g[1]} + {cfg.crops.local_number}x{l[0]}x{l[1]}", "out_dim": cfg.dino.out_dim,
         "s_per_step": round(seconds, 4), "img_per_s": round(args.batch / seconds, 1),
-        "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
+        "peak_mem_gb": peak_memory_gb(device),
     }))
 
 

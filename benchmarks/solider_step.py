@@ -21,7 +21,7 @@ import json
 import time
 
 import torch
-from step_timing import device_name, make_step, random_crops, seconds_per_step, sync
+from step_timing import device_name, make_step, peak_memory_gb, random_crops, seconds_per_step, sync, warm_then_time
 
 from humanssl.config import load_config
 from humanssl.methods import solider as solider_module
@@ -61,12 +61,7 @@ def main() -> None:
     step, precision = make_step(method, cfg.train.precision, device, data)
     g, l = cfg.crops.global_size, cfg.crops.local_size
 
-    for i in range(args.warmup):  # allocator, kernels, lazy inits, compilation
-        step(i)
-    sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = seconds_per_step(step, device, args.steps, first=args.warmup)
+    seconds = warm_then_time(step, device, args.steps, warmup=args.warmup)
 
     clustering = [0.0]
     original = solider_module.part_labels
@@ -92,7 +87,7 @@ def main() -> None:
         "crops": f"2x{g[0]}x{g[1]} + {cfg.crops.local_number}x{l[0]}x{l[1]}", "out_dim": cfg.dino.out_dim,
         "s_per_step": round(seconds, 4), "img_per_s": round(batch / seconds, 1),
         "clustering_s_per_step": round(cluster_s, 4), "clustering_fraction": round(cluster_s / seconds_synced, 4),
-        "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
+        "peak_mem_gb": peak_memory_gb(device),
     }))
 
 

@@ -31,10 +31,12 @@ def random_crops(cfg, batch: int, device: torch.device) -> dict:
     return {"image": crops}
 
 
-def make_step(method, precision_name: str, device: torch.device, data: dict):
-    """step(i): forward, backward, after_backward, per-tensor clipping at 3, AdamW, after_step."""
+def make_step(method, precision_name: str, device: torch.device, data: dict, optimizer_name: str = "adamw",
+              clip: float = 3.0):
+    """step(i): forward, backward, after_backward, per-tensor clipping (DINO's 3; 0 = none),
+    the optimizer (AdamW unless named), after_step."""
     precision = resolve_precision(precision_name, device)
-    optimizer = build_optimizer(method.param_groups(), "adamw")
+    optimizer = build_optimizer(method.param_groups(), optimizer_name)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler)
 
     def step(i: int) -> None:
@@ -43,7 +45,8 @@ def make_step(method, precision_name: str, device: torch.device, data: dict):
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
         method.after_backward(i)
-        clip_gradients(method.parameters(), 3.0, "per_param")
+        if clip > 0:
+            clip_gradients(method.parameters(), clip, "per_param")
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -60,3 +63,18 @@ def seconds_per_step(step, device: torch.device, steps: int, first: int = 0) -> 
         step(first + i)
     sync(device)
     return (time.perf_counter() - t0) / steps
+
+
+def peak_memory_gb(device: torch.device) -> float | None:
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
+
+
+def warm_then_time(step, device: torch.device, steps: int, warmup: int) -> float:
+    """Run `warmup` untimed steps (allocator, kernels, lazy inits), reset the peak-memory
+    counter, then return the mean seconds of the next `steps` steps."""
+    for i in range(warmup):
+        step(i)
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return seconds_per_step(step, device, steps, first=warmup)
