@@ -33,13 +33,7 @@ def config(tmp_path, base, *more):
     return load_config(FinetuneConfig, None, base + [f"train.output_dir={tmp_path}", *more])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two threads on a shared, busy CPU spend most of their time waiting for each other.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("seed", [0, 1])

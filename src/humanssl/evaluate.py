@@ -125,7 +125,12 @@ def _load_backbone(ckpt, backbone, part, options, size) -> LoadedBackbone:
     if path.is_file() and path.name != checkpoint.WEIGHTS:
         return _from_file(path, backbone, part, extra, size)
     step = checkpoint.resolve(path.parent if path.is_file() else path)
-    name, saved_options, saved_size, mean, std = settings_from_config(read_saved_config(step))
+    saved = read_saved_config(step)
+    if saved.get("task") == "svll-reid":  # a CLIP-ReID model, not a registry backbone
+        from humanssl.finetune_svll_reid import load_for_evaluation
+
+        return load_for_evaluation(step, size)
+    name, saved_options, saved_size, mean, std = settings_from_config(saved)
     name = backbone or name
     if name is None:
         raise UserError(f"{step}: no config.yaml names the backbone; pass --backbone NAME")
@@ -172,9 +177,10 @@ def extract_features(model: nn.Module | None, dataset, device: torch.device, bat
                 f = images.flatten(1).float()
                 f = f - f.mean(1, keepdim=True)
             else:
-                f = _pooled(model(images)).float()
+                side = side_information(model, batch, device)
+                f = _pooled(model(images, **side)).float()
                 if flip:
-                    f = f + _pooled(model(images.flip(3))).float()
+                    f = f + _pooled(model(images.flip(3), **side)).float()
             out.append(torch.nn.functional.normalize(f, dim=1).cpu())
     finally:
         if model is not None:
@@ -184,6 +190,13 @@ def extract_features(model: nn.Module | None, dataset, device: torch.device, bat
 
 def _pooled(out):
     return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def side_information(model: nn.Module, batch: dict, device) -> dict:
+    """Camera and view ids for models that embed them at test time (CLIP-ReID's SIE)."""
+    if not getattr(model, "uses_side_information", False):
+        return {}
+    return {"camid": batch["camid"].to(device), "viewid": batch["viewid"].to(device)}
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -39,9 +39,11 @@ def build_optimizer(groups: list[dict], name: str, momentum: float = 0.9,
     # lr and weight decay are set by the trainer before every step, so 0 here is a placeholder.
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=0.0, weight_decay=0.0, betas=betas)
+    if name == "adam":  # L2 added to the gradient, not decoupled: the re-id recipes' (CLIP-ReID) Adam
+        return torch.optim.Adam(groups, lr=0.0, weight_decay=0.0, betas=betas)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=0.0, weight_decay=0.0, momentum=momentum)
-    raise UserError(f"unknown optimizer '{name}'; expected one of: adamw, sgd")
+    raise UserError(f"unknown optimizer '{name}'; expected one of: adamw, adam, sgd")
 
 
 def clip_gradients(params: Iterable[nn.Parameter], max_norm: float, mode: str) -> None:

@@ -8,7 +8,7 @@ from typing import Literal
 
 @dataclass
 class OptimConfig:
-    name: Literal["adamw", "sgd"] = "adamw"
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = 5e-4  # at an effective batch of 256; scaled linearly with the real one
     min_lr: float = 1e-6
     warmup_epochs: float = 10.0
@@ -18,7 +18,7 @@ class OptimConfig:
     clip_grad: float = 3.0  # 0 turns clipping off
     clip_mode: Literal["per_param", "global"] = "per_param"  # per_param: DINO's rule
     momentum: float = 0.9  # SGD only
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW only
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW / Adam only
 
 
 @dataclass

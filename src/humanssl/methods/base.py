@@ -24,21 +24,33 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from humanssl.engine.optim import decay_groups
+from humanssl.engine.settings import OptimConfig
 
 
 @dataclass
 class Stage:
-    """One phase of a recipe with its own optimizer and schedule."""
+    """One phase of a recipe with its own optimizer and schedule.
+
+    `prepare(loader)` runs before the stage's first step (again after a resume, so whatever it
+    computes, e.g. cached features, is rebuilt rather than checkpointed). `optim` replaces the
+    run's optimiser settings for this stage. `lr(total_steps, steps_per_epoch)` returns the lr
+    of every step as it is meant (no batch-size scaling), replacing the engine's warm-up +
+    cosine. A stage with `steps_per_epoch` set reads no images: its training steps get an
+    empty batch and the method draws its own data (CLIP-ReID's stage 1 runs on cached features).
+    """
 
     name: str = "main"
     epochs: int | None = None  # None: the run's train.epochs
     prepare: Callable | None = None  # called with the stage's data loader before training
+    optim: OptimConfig | None = None  # None: the run's optim
+    lr: Callable[[int, int], Sequence[float]] | None = None
+    steps_per_epoch: int | None = None  # None: the sampler's batches per epoch
 
 
 class Method(nn.Module, abc.ABC):
