@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from humanssl.data.saip_views import SaipViewsConfig
 from humanssl.data.ssprl_views import SSPRLViewsConfig
 from humanssl.data.transforms import MultiCropConfig
 from humanssl.engine.settings import OptimConfig, TrainConfig
 from humanssl.methods.dino import DinoConfig
+from humanssl.methods.saip import SaipConfig
 from humanssl.methods.solider import SoliderConfig
 from humanssl.methods.ssprl import SSPRLConfig
 
@@ -58,7 +60,7 @@ class KnnConfig:
 
 @dataclass
 class PretrainConfig:
-    method: Literal["dino", "solider", "ssprl"] = "dino"
+    method: Literal["dino", "solider", "ssprl", "saip"] = "dino"
     data: DataConfig = field(default_factory=DataConfig)
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -68,6 +70,10 @@ class PretrainConfig:
     # synthetic multi-object scenes); crop counts and grids are ssprl's, sizes ssprl_views'
     ssprl: SSPRLConfig = field(default_factory=SSPRLConfig)
     ssprl_views: SSPRLViewsConfig = field(default_factory=SSPRLViewsConfig)
+    # method=saip (model.backbone saip_vit_tiny / saip_vit_mini): person views from `crops`
+    # (local_number 7 officially), the multi-person reference image from saip_views
+    saip: SaipConfig = field(default_factory=SaipConfig)
+    saip_views: SaipViewsConfig = field(default_factory=SaipViewsConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
