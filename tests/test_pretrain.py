@@ -41,8 +41,10 @@ def test_run_writes_config_checkpoint_log_and_knn(tmp_path):
     assert (run / "summary.png").is_file()
 
 
-def test_resume_auto_is_bitwise_exact(tmp_path):
-    common = ["train.max_steps=20", "train.checkpoint_every=10", "knn.enabled=false"]
+# crops.on_device: the crops are drawn on the device from the trainer's RNG, which checkpoints keep.
+@pytest.mark.parametrize("where", [[], ["crops.on_device=true"]], ids=["loader_crops", "device_crops"])
+def test_resume_auto_is_bitwise_exact(tmp_path, where):
+    common = ["train.max_steps=20", "train.checkpoint_every=10", "knn.enabled=false", *where]
     run_pretrain(tiny(tmp_path, *common, "train.run_name=full"), echo=lambda *a: None)
     stopped = run_pretrain(tiny(tmp_path, *common, "train.run_name=cut", "train.stop_after_steps=10"),
                            echo=lambda *a: None)
@@ -54,6 +56,11 @@ def test_resume_auto_is_bitwise_exact(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_device_crops_are_refused_for_methods_with_their_own_views(tmp_path):
+    with pytest.raises(UserError, match="crops.on_device=true is for method=dino or solider"):
+        run_pretrain(tiny(tmp_path, "method=ssprl", "crops.on_device=true"), echo=lambda *a: None)
 
 
 def test_existing_run_is_never_overwritten(tmp_path):
@@ -111,3 +118,9 @@ def test_cli_show_config_prints_resolved_demo(capsys):
     assert main(["pretrain", "--show-config", "train.epochs=3"]) == 0
     out = capsys.readouterr().out
     assert "epochs: 3" in out and "backbone: resnet_mini" in out
+
+
+def test_method_solider_without_a_config_runs_solider_s_own_demo(capsys):
+    assert main(["pretrain", "method=solider", "--show-config"]) == 0
+    out = capsys.readouterr().out
+    assert "method: solider" in out and "backbone: swin_mini" in out and "on_device: true" in out

@@ -15,6 +15,7 @@ from humanssl.errors import UserError
 DEMO_CONFIG = "demo_pretrain.yaml"
 DEMO_FINETUNE_REID = "demo_finetune_reid.yaml"
 DEMO_FINETUNE_MULTILABEL = "demo_finetune_multilabel.yaml"
+DEMO_FINETUNE_SVLL_REID = "demo_finetune_svll_reid.yaml"
 
 
 def demo_config_path(name: str = DEMO_CONFIG):
@@ -37,8 +38,12 @@ DEMO_PRETRAIN_GAIT = "demo_pretrain_gait.yaml"
 DEMO_FINETUNE_GAIT = "demo_finetune_gait.yaml"
 
 
-def is_gait_method(config: str | None, overrides: list[str]) -> bool:
-    """Gait methods (silhouette sequences) have their own recipe schema (humanssl.gait_config)."""
+# `humanssl pretrain method=solider` with no CONFIG runs SOLIDER's own small demo.
+DEMO_PRETRAIN_SOLIDER = "demo_pretrain_solider.yaml"
+
+
+def chosen_method(config: str | None, overrides: list[str]) -> str | None:
+    """The `method` a CONFIG and its overrides name (None when neither does)."""
     from humanssl.config import parse_override, read_yaml
 
     method = read_yaml(config).get("method") if config else None
@@ -46,7 +51,12 @@ def is_gait_method(config: str | None, overrides: list[str]) -> bool:
         key, value = parse_override(item)
         if key == "method":
             method = value
-    return method in GAIT_METHODS
+    return method
+
+
+def is_gait_method(config: str | None, overrides: list[str]) -> bool:
+    """Gait methods (silhouette sequences) have their own recipe schema (humanssl.gait_config)."""
+    return chosen_method(config, overrides) in GAIT_METHODS
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -60,7 +70,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from humanssl.pretrain import run_pretrain
     from humanssl.pretrain_config import PretrainConfig
 
-    return run_recipe(PretrainConfig, DEMO_CONFIG, config, overrides, args.show_config, run_pretrain)
+    demo = DEMO_PRETRAIN_SOLIDER if chosen_method(config, overrides) == "solider" else DEMO_CONFIG
+    return run_recipe(PretrainConfig, demo, config, overrides, args.show_config, run_pretrain)
 
 
 def cmd_finetune_gait(args: argparse.Namespace) -> int:
@@ -93,6 +104,14 @@ def cmd_finetune_reid(args: argparse.Namespace) -> int:
 
     return run_recipe(FinetuneConfig, DEMO_FINETUNE_REID, *split_config_and_overrides(args.items),
                       args.show_config, run_finetune)
+
+
+def cmd_finetune_svll_reid(args: argparse.Namespace) -> int:
+    from humanssl.finetune_svll_reid import run_finetune_svll_reid
+    from humanssl.finetune_svll_reid_config import SvllReidConfig
+
+    return run_recipe(SvllReidConfig, DEMO_FINETUNE_SVLL_REID, *split_config_and_overrides(args.items),
+                      args.show_config, run_finetune_svll_reid)
 
 
 def model_options(args: argparse.Namespace) -> dict:
@@ -246,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "(e.g. configs/reid_market_swin_tiny.yaml) and/or key=value overrides such as "
                     "model.init=runs/x data.root=/data.")
     add_recipe_arguments(t, cmd_finetune_reid)
+    t = tasks.add_parser(
+        "svll-reid", help="re-id with CLIP (SVLL-ReID: CLIP-ReID's two stages + language and visual self-supervision)",
+        description="Train SVLL-ReID in one run: stage 1 learns identity prompts against cached CLIP image features "
+                    "(+ NT-Xent on augmented prompts), stage 2 fine-tunes the image encoder (ID, triplet, image-to-text "
+                    "+ NT-Xent on erased views). With no arguments: the embedded demo (tiny random CLIP, synthetic "
+                    "Market-1501-style people, CPU, a few minutes). Otherwise CONFIG.yaml (e.g. "
+                    "configs/svll_reid_market_vitb16.yaml) and/or overrides such as clip.weights=ViT-B-16.pt "
+                    "data.root=/data; the run folder works with `humanssl evaluate reid --checkpoint RUN`.")
+    add_recipe_arguments(t, cmd_finetune_svll_reid)
     t = tasks.add_parser(
         "gait", help="gait recognition (SelfGait encoder, per-strip triplet loss, P x M batches, label rate)",
         description="Fine-tune a SelfGait encoder for gait recognition with GaitSet's per-strip batch-all "

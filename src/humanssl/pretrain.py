@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from humanssl.data.collate import collate_samples
+from humanssl.data.device_multicrop import CanvasTransform, DeviceMultiCrop
+from humanssl.data.saip_views import SaipViews
 from humanssl.data.ssprl_views import SSPRLViews, SSPRLViewsConfig, ViewsDataset
 from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, SyntheticUnlabeled, labeled_split
 from humanssl.data.synthetic_scenes import SyntheticScenes, SyntheticScenesDataset
@@ -16,8 +18,9 @@ from humanssl.engine.launch import launch, open_run
 from humanssl.engine.run_dir import read_metrics
 from humanssl.engine.trainer import Trainer
 from humanssl.errors import UserError
-from humanssl.eval.knn import knn_reid
+from humanssl.eval.knn import knn_reid, knn_scores
 from humanssl.methods.dino import DINO
+from humanssl.methods.saip import SAIP
 from humanssl.methods.solider import SOLIDER
 from humanssl.methods.ssprl import SSPRL
 from humanssl.models.backbones import create_backbone
@@ -41,8 +44,17 @@ def build_unlabeled(cfg: DataConfig, transform, seed: int, image_size: tuple[int
 
 
 def build_dataset(cfg: PretrainConfig):
+    if cfg.crops.on_device and cfg.method not in ("dino", "solider"):
+        raise UserError(f"crops.on_device=true is for method=dino or solider (their multi-crop); "
+                        f"method={cfg.method} builds its own views, set crops.on_device=false")
+    if cfg.method == "saip":  # person views + a multi-person reference built per image
+        views = SaipViews(cfg.crops, cfg.saip_views, background_seed=world_seed(cfg.data, cfg.train.seed))
+        return ViewsDataset(build_unlabeled(cfg.data, views, cfg.train.seed, cfg.crops.global_size))
     if cfg.method != "ssprl":
-        return build_unlabeled(cfg.data, MultiCropTransform(cfg.crops), cfg.train.seed, cfg.crops.global_size)
+        transform = MultiCropTransform(cfg.crops)
+        if cfg.crops.on_device:  # workers decode only; DeviceMultiCrop crops on the device
+            transform = CanvasTransform(cfg.crops.canvas_size or cfg.crops.global_size)
+        return build_unlabeled(cfg.data, transform, cfg.train.seed, cfg.crops.global_size)
     views = SSPRLViews(ssprl_views_config(cfg))
     if cfg.data.source == "synthetic":  # scenes of people and objects, not person crops
         v = views.cfg
@@ -67,7 +79,11 @@ def build_method(cfg: PretrainConfig):
         extra = {} if cfg.model.semantic_weight is None else {"semantic_weight": cfg.model.semantic_weight}
         return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights, **extra)
 
-    if cfg.method == "ssprl":
+    if cfg.method == "saip":  # builds its own SAIP ViT (the full token sets, not the pooled feature)
+        method = SAIP(cfg.saip, cfg.model.backbone, cfg.crops.global_size, drop_path=cfg.model.drop_path,
+                      weights=cfg.model.weights, accumulation=cfg.train.accumulation,
+                      local_size=cfg.crops.local_size)
+    elif cfg.method == "ssprl":
         method = SSPRL(cfg.ssprl, backbone=make_backbone(cfg.model.drop_path))
     elif cfg.method == "solider":
         method = SOLIDER(make_backbone, cfg.dino, cfg.solider, drop_path=cfg.model.drop_path)
@@ -125,27 +141,30 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
     scores_path = run_dir / "knn.json"
     scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
     knn_data = knn_sets(cfg) if (cfg.knn.enabled and dist.is_main) else None
-    if knn_data and "random init" not in scores:
+    if knn_data and "raw pixels" not in scores:  # a resumed run keeps its first scores
         backbone = method.downstream_backbone().to(dist.device)
         scores["raw pixels"] = knn_reid(None, *knn_data, dist.device, cfg.knn.batch_size)
-        scores["random init"] = knn_reid(backbone, *knn_data, dist.device, cfg.knn.batch_size)
+        scores.update(knn_scores(backbone, "random init", *knn_data, dist.device, cfg.knn.batch_size))
         scores_path.write_text(json.dumps(scores, indent=2))
-        for name in ("raw pixels", "random init"):
-            echo(score_line(name, scores[name]))
+        for name, score in scores.items():
+            echo(score_line(name, score))
     distributed.barrier()
 
     trainer = Trainer(method, dataset, collate_samples, train=cfg.train, optim=cfg.optim, run_dir=run_dir,
                       dist=dist, config_yaml=config_yaml, resume_from=resume_from,
-                      max_bad_fraction=cfg.data.max_bad_fraction)
+                      max_bad_fraction=cfg.data.max_bad_fraction,
+                      batch_transform=DeviceMultiCrop(cfg.crops) if cfg.crops.on_device else None)
     result = trainer.fit()
     summary = {"run_dir": str(run_dir), "steps": result.steps, "finished": result.finished,
                "images_per_second": result.images_per_second, "skipped_images": result.skipped_images}
     if result.skipped_images:
         echo(f"skipped {result.skipped_images} unreadable image(s) (listed as warnings above)")
     if knn_data and result.finished:
-        scores["pretrained"] = knn_reid(method.downstream_backbone(), *knn_data, dist.device, cfg.knn.batch_size)
+        after = knn_scores(method.downstream_backbone(), "pretrained", *knn_data, dist.device, cfg.knn.batch_size)
+        scores.update(after)
         scores_path.write_text(json.dumps(scores, indent=2))
-        echo(score_line("pretrained", scores["pretrained"]))
+        for name, score in after.items():
+            echo(score_line(name, score))
     summary["knn"] = scores
     if dist.is_main:
         write_outputs(run_dir, scores, summary)
@@ -156,7 +175,7 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
 
 
 def score_line(name: str, score: dict) -> str:
-    return f"kNN re-id, {name:<12}: mAP {score['mAP']:5.1f}  R1 {score['R1']:5.1f}"
+    return f"kNN re-id, {name:<25}: mAP {score['mAP']:5.1f}  R1 {score['R1']:5.1f}"
 
 
 def write_outputs(run_dir: Path, scores: dict, summary: dict) -> None:

@@ -6,10 +6,12 @@ It never knows which method it runs; the contract is in `humanssl.methods.base`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
@@ -45,11 +47,14 @@ class FitResult:
 class Trainer:
     def __init__(self, method: Method, dataset: Dataset, collate_fn, *, train: TrainConfig,
                  optim: OptimConfig, run_dir: Path, dist: DistInfo, config_yaml: str,
-                 resume_from: Path | None = None, max_bad_fraction: float = 0.01, sampler=None):
+                 resume_from: Path | None = None, max_bad_fraction: float = 0.01, sampler=None,
+                 batch_transform=None):
         """`sampler`: the data order (default: a shuffled `ResumableSampler`). A custom one (e.g.
         `humanssl.data.pk_sampler.PKSampler`) yields `(epoch, index)` pairs batch by batch, has
         `batch_size` (equal to train.batch_size), `batches_per_epoch`, `dataset_size` and
-        `set_position(epoch, batch)`, and gives each process its own share of the epoch."""
+        `set_position(epoch, batch)`, and gives each process its own share of the epoch.
+        `batch_transform(batch) -> batch` runs on the device after the batch is moved there
+        (e.g. `humanssl.data.device_multicrop.DeviceMultiCrop`)."""
         self.train_cfg = train
         self.optim_cfg = optim
         self.run_dir = Path(run_dir)
@@ -61,10 +66,8 @@ class Trainer:
         self.method = method.to(self.device)
         if dist.world_size > 1 and train.sync_batchnorm and self.device.type == "cuda":
             self.method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
-        self.model = self.method
-        if dist.world_size > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self.method, device_ids=ids)
+        self.model = self.method  # wrapped for DDP at the start of each stage (`wrap_for_ddp`)
+        self.stage_optim = optim  # the running stage's optimiser settings
         if sampler is None:
             sampler = ResumableSampler(len(dataset), train.batch_size, seed=train.seed,
                                        rank=dist.rank, world_size=dist.world_size)
@@ -72,6 +75,7 @@ class Trainer:
             raise UserError(f"the sampler makes batches of {sampler.batch_size} images but "
                             f"train.batch_size is {train.batch_size}; they must be equal")
         self.sampler = sampler
+        self.batch_transform = batch_transform
         self.loader = DataLoader(
             SeededDataset(dataset, train.seed), batch_size=train.batch_size, sampler=self.sampler,
             num_workers=train.num_workers, collate_fn=collate_fn, drop_last=True,
@@ -111,8 +115,9 @@ class Trainer:
 
     def run_stage(self, index: int, stage, resume: dict | None, result: FitResult) -> bool:
         cfg = self.train_cfg
-        steps_per_epoch = self.sampler.batches_per_epoch // cfg.accumulation
-        if steps_per_epoch == 0:
+        uses_loader = stage.steps_per_epoch is None  # otherwise the method brings its own data
+        steps_per_epoch = self.sampler.batches_per_epoch // cfg.accumulation if uses_loader else stage.steps_per_epoch
+        if steps_per_epoch == 0 and uses_loader:
             raise UserError(
                 f"the dataset has {self.sampler.dataset_size} images, fewer than one optimizer step needs "
                 f"(train.batch_size={cfg.batch_size} x {self.dist.world_size} processes x "
@@ -122,12 +127,18 @@ class Trainer:
         total = cfg.max_steps or epochs * steps_per_epoch
         self.method.begin_stage(stage.name)
         self.method.configure(total, steps_per_epoch)
+        self.model = self.wrap_for_ddp()  # after begin_stage: DDP must see this stage's trainable parameters
+        o = self.stage_optim = stage.optim or self.optim_cfg
         optimizer = self.make_optimizer()
         effective_batch = cfg.batch_size * self.dist.world_size * cfg.accumulation
-        o = self.optim_cfg
-        peak = scaled_lr(o.lr, effective_batch)
-        lr = cosine_schedule(peak, o.min_lr, total, round(o.warmup_epochs * steps_per_epoch),
-                             warmup_start=o.warmup_start_factor * peak)
+        if stage.lr is not None:
+            lr = np.asarray(stage.lr(total, steps_per_epoch), dtype=np.float64)
+            if lr.shape != (total,):
+                raise ValueError(f"stage {stage.name}: its lr schedule has {lr.shape} values for {total} steps")
+        else:
+            peak = scaled_lr(o.lr, effective_batch)
+            lr = cosine_schedule(peak, o.min_lr, total, round(o.warmup_epochs * steps_per_epoch),
+                                 warmup_start=o.warmup_start_factor * peak)
         wd = cosine_schedule(o.weight_decay, o.weight_decay_end, total)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.needs_scaler)
         start = 0
@@ -135,9 +146,9 @@ class Trainer:
             optimizer.load_state_dict(resume["optimizer"])
             scaler.load_state_dict(resume["scaler"])
             start = resume["stage_step"]
-        if stage.prepare is not None:
+        if stage.prepare is not None and start < total:
             stage.prepare(self.loader)
-        batches = self.batch_stream(start * cfg.accumulation)
+        batches = self.batch_stream(start * cfg.accumulation) if uses_loader else itertools.repeat({})
         bar = tqdm(total=total, initial=start, desc=stage.name, dynamic_ncols=True,
                    disable=not (cfg.progress and self.dist.is_main))
         seen, t0 = 0, time.perf_counter()
@@ -162,12 +173,19 @@ class Trainer:
         result.images_per_second = rate if total > start else 0.0
         return True
 
+    def wrap_for_ddp(self):
+        if self.dist.world_size == 1:
+            return self.method
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.method, device_ids=ids)
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         groups = self.method.param_groups()
         custom = self.method.make_optimizer(groups)
         if custom is not None:
             return custom
-        return build_optimizer(groups, self.optim_cfg.name, self.optim_cfg.momentum, self.optim_cfg.betas)
+        o = self.stage_optim
+        return build_optimizer(groups, o.name, o.momentum, o.betas)
 
     # ------------------------------------------------------------------ one step
     def optimizer_step(self, step, optimizer, scaler, batches, lr, wd) -> dict[str, torch.Tensor]:
@@ -193,7 +211,7 @@ class Trainer:
                 summed[name] = summed.get(name, 0.0) + value.detach() / cfg.accumulation
         scaler.unscale_(optimizer)
         self.method.after_backward(step)
-        clip_gradients(self.method.parameters(), self.optim_cfg.clip_grad, self.optim_cfg.clip_mode)
+        clip_gradients(self.method.parameters(), self.stage_optim.clip_grad, self.stage_optim.clip_mode)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -232,7 +250,8 @@ class Trainer:
                     self.read_failures.update(self.train_cfg.batch_size, failed)
                 except UserError as err:
                     self.data_error = err  # raised by check_finite, together with the other processes
-                yield to_device(batch, self.device)
+                batch = to_device(batch, self.device)
+                yield self.batch_transform(batch) if self.batch_transform is not None else batch
             epoch, offset = epoch + 1, 0
 
     # ------------------------------------------------------------------ outputs

@@ -47,3 +47,29 @@ def knn_reid(model: nn.Module | None, query: Dataset, gallery: Dataset, device: 
         gf = gf - gf.mean(1, keepdim=True)
     result = evaluate_features(qf, gf, qp, gp, qc, gc, metric="cosine")
     return {"mAP": 100.0 * result.mAP, "R1": 100.0 * result.rank1}
+
+
+class AtSemanticWeight(nn.Module):
+    """A SOLIDER Swin seen through one fixed semantic weight: forward gives its pooled feature at
+    that lambda, so kNN can compare checkpoints at the lambda a task uses."""
+
+    def __init__(self, swin: nn.Module, semantic_weight: float):
+        super().__init__()
+        self.swin, self.semantic_weight = swin, float(semantic_weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.swin.forward_stages(x, self.semantic_weight)[0]
+
+
+# SOLIDER's report: lambda 0.2 (its re-id setting, appearance-leaning) and 1.0 (pure semantics).
+REPORTED_SEMANTIC_WEIGHTS = (0.2, 1.0)
+
+
+def knn_scores(model: nn.Module, name: str, query: Dataset, gallery: Dataset, device: torch.device,
+               batch_size: int = 64) -> dict[str, dict]:
+    """{name: score} for a plain backbone; {"name (lambda 0.2)": ..., "name (lambda 1.0)": ...}
+    for a Swin with SOLIDER's semantic controller."""
+    if not getattr(model, "has_controller", False):
+        return {name: knn_reid(model, query, gallery, device, batch_size)}
+    return {f"{name} (lambda {lam:.1f})": knn_reid(AtSemanticWeight(model, lam), query, gallery, device, batch_size)
+            for lam in REPORTED_SEMANTIC_WEIGHTS}
