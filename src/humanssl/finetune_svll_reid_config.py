@@ -20,8 +20,8 @@ from humanssl.methods.svll_reid_settings import Stage1Settings, Stage2Settings
 
 @dataclass
 class ClipConfig:
-    name: str = "ViT-B-16"              # MODEL.NAME
-    weights: str | None = None          # OpenAI's ViT-B-16.pt, a local file: never downloaded
+    name: str = "ViT-B-16"              # MODEL.NAME: ViT-B-16 or RN50 (stride 16, no SIE)
+    weights: str | None = None          # OpenAI's ViT-B-16.pt / RN50.pt, a local file: never downloaded
     random_init: bool = False           # random towers, no weights (demo and tests only)
     overrides: dict[str, Any] = field(default_factory=dict)  # open_clip model-config changes (tiny towers)
 

@@ -7,6 +7,9 @@
     test feature: concat(f, f_p), L2-normalised (the official "before" neck feature)
     identity y ─► prompt learner ("A photo of a X X X X person.") ─► CLIP text encoder ─► t (512)
 
+RN50 tower (clip.name RN50): f = average-pooled layer 4 (2048), f_p = attention pool (1024), the
+third triplet feature = average-pooled layer 3 (1024); no side information (clip_resnet.py).
+
 SVLL-ReID adds two projection MLPs (768/512 -> 4096 -> 4096 -> 256, BN + ReLU) for its visual
 and language self-supervision. Attribute names, shapes and registration order follow the
 official checkpoints (`cv_embed`, `bottleneck`, `image_encoder.*` ...), so they load directly;
@@ -56,7 +59,7 @@ class ClipReid(nn.Module):
                  ssl_mlp_dims: tuple[int, int] | None = None):
         super().__init__()
         width = image_encoder.width
-        proj_dim = image_encoder.proj.shape[1]
+        proj_dim = image_encoder.proj_dim
         self.num_classes = num_classes
         self.camera_num, self.view_num = camera_num, view_num
         self.sie_camera, self.sie_view, self.sie_coe = sie_camera, sie_view, sie_coe
@@ -65,9 +68,12 @@ class ClipReid(nn.Module):
         if (sie_camera or sie_view) and sie_rows < 1:
             raise UserError(f"clip-reid: side information on cameras={sie_camera}, views={sie_view} needs "
                             f"camera_num/view_num >= 1, got {camera_num}/{view_num}")
+        if sie_rows and not hasattr(image_encoder, "class_embedding"):
+            raise UserError("clip-reid: side information (model.sie_camera / sie_view) needs a ViT tower; "
+                            "turn it off for RN50")
         if sie_rows:
             self.cv_embed = nn.Parameter(nn.init.trunc_normal_(
-                image_encoder.proj.new_zeros(sie_rows, width), std=0.02))
+                image_encoder.class_embedding.new_zeros(sie_rows, width), std=0.02))
         self.classifier = nn.Linear(width, num_classes, bias=False)
         self.classifier_proj = nn.Linear(proj_dim, num_classes, bias=False)
         for lin in (self.classifier, self.classifier_proj):
@@ -111,17 +117,17 @@ class ClipReid(nn.Module):
         return self.text_encoder(prompts, self.prompt_learner.tokenized_prompts)
 
     def image_features_proj(self, x: Tensor) -> Tensor:
-        """Projected CLS without side information: what stage 1 caches."""
-        return self.image_encoder(x)[2][:, 0]
+        """Projected CLS (RN50: attention pool) without side information: what stage 1 caches."""
+        return self.image_encoder.pooled(x)[2]
 
     def ssl_image_embedding(self, x: Tensor) -> Tensor:
-        """image_mlp(CLS after ln_post) of an extra view, without side information (SVLL stage 2)."""
-        return self.image_mlp(self.image_encoder(x)[1][:, 0])
+        """image_mlp(CLS after ln_post; RN50: pooled layer 4) of an extra view, without side
+        information (SVLL stage 2)."""
+        return self.image_mlp(self.image_encoder.pooled(x)[1])
 
     def forward(self, x: Tensor, cam_label: Tensor | None = None, view_label: Tensor | None = None):
         """Training: ClipReidOutput. Eval: the L2-normalised test feature concat(f, f_p)."""
-        last, tokens, tokens_proj = self.image_encoder(x, self.side_information(cam_label, view_label))
-        f_last, f, f_proj = last[:, 0], tokens[:, 0], tokens_proj[:, 0]
+        f_last, f, f_proj = self.image_encoder.pooled(x, self.side_information(cam_label, view_label))
         if not self.training:
             return F.normalize(torch.cat([f, f_proj], dim=1), dim=1)
         scores = [self.classifier(self.bottleneck(f)), self.classifier_proj(self.bottleneck_proj(f_proj))]
@@ -132,16 +138,18 @@ def build_clip_reid(num_classes: int, *, name: str = "ViT-B-16", input_size: tup
                     stride: int = 16, weights: str | Path | None = None, random_init: bool = False,
                     camera_num: int = 0, view_num: int = 0, sie_camera: bool = False, sie_view: bool = False,
                     sie_coe: float = 3.0, dataset: str = "market1501", ssl: bool = False,
-                    ssl_mlp_dims: tuple[int, int] = (4096, 256), clip_overrides: dict | None = None) -> ClipReid:
+                    ssl_mlp_dims: tuple[int, int] = (4096, 256), clip_overrides: dict | None = None,
+                    last_stride: int = 1) -> ClipReid:
     """CLIP-ReID (`ssl=False`) or SVLL-ReID (`ssl=True`: image_mlp and text_mlp) model.
 
     weights: OpenAI's CLIP checkpoint file (never downloaded); `random_init=True` for tests.
     clip_overrides: changes to open_clip's model config, e.g. tiny widths for tests.
+    name: "ViT-B-16" or "RN50"; last_stride: RN50's layer-4 stride (1 for re-id, 2 as CLIP).
     """
     if num_classes < 1:
         raise UserError(f"clip-reid: num_classes must be >= 1, got {num_classes}")
     image_encoder, text_encoder, token_embedding = build_clip_towers(
-        name, tuple(input_size), stride, weights, random_init, clip_overrides)
+        name, tuple(input_size), stride, weights, random_init, clip_overrides, last_stride)
     return ClipReid(image_encoder, text_encoder, token_embedding, num_classes, camera_num=camera_num,
                     view_num=view_num, sie_camera=sie_camera, sie_view=sie_view, sie_coe=sie_coe,
                     dataset=dataset, ssl_mlp_dims=ssl_mlp_dims if ssl else None)

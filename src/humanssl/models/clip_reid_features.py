@@ -21,11 +21,11 @@ class ClipReidFeatures(nn.Module):
     def __init__(self, model: ClipReid):
         super().__init__()
         self.model = model
-        self.embed_dim = model.image_encoder.width + model.image_encoder.proj.shape[1]
+        self.embed_dim = model.image_encoder.width + model.image_encoder.proj_dim
 
     def forward(self, images: Tensor, camid: Tensor | None = None, viewid: Tensor | None = None) -> Tensor:
-        # The image tower has no dropout or batch statistics, so this is the same in train and eval mode.
+        # The ViT tower has no dropout or batch statistics; the RN50 tower's BatchNorms need eval mode.
         m = self.model
         side = m.side_information(camid if m.sie_camera else None, viewid if m.sie_view else None)
-        _, tokens, tokens_proj = m.image_encoder(images, side)
-        return F.normalize(torch.cat([tokens[:, 0], tokens_proj[:, 0]], dim=1), dim=1)
+        _, f, f_proj = m.image_encoder.pooled(images, side)
+        return F.normalize(torch.cat([f, f_proj], dim=1), dim=1)

@@ -6,7 +6,8 @@ from a file the user names (`ViT-B-16.pt`, a TorchScript archive or a plain stat
 
 Re-id adaptations of the image tower (CLIP-ReID): a rectangular input (256x128 persons,
 256x256 vehicles), a patch conv with stride 16 or 12 (overlapping patches), and the 14x14
-position grid resized bilinearly to the re-id grid when weights are loaded.
+position grid resized bilinearly to the re-id grid when weights are loaded. `RN50` (the modified
+ResNet, see clip_resnet.py) is the other supported tower.
 
 Parameter names and their order follow the official CLIP-ReID checkpoints (`image_encoder.*`,
 `text_encoder.*`), so their state dicts load as they are.
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from humanssl.errors import UserError
+from humanssl.models.clip_resnet import ReidModifiedResNet, resnet_grid
 
 CLIP_EXTRA = "needs open_clip_torch: pip install 'humanssl[clip]'"
 
@@ -45,12 +47,16 @@ def reid_grid(input_size: tuple[int, int], stride: int, patch: int = 16) -> tupl
     return (h - patch) // stride + 1, (w - patch) // stride + 1
 
 
-def resize_pos_embed(posemb: Tensor, rows: int, cols: int) -> Tensor:
+SUPPORTED = ("ViT-B-16", "RN50")
+POS_KEY = {"ViT-B-16": "visual.positional_embedding", "RN50": "visual.attnpool.positional_embedding"}
+
+
+def resize_pos_embed(posemb: Tensor, rows: int, cols: int, key: str = "visual.positional_embedding") -> Tensor:
     """(1 + g*g, D) square position grid -> (1 + rows*cols, D), bilinear, as the official loader."""
     cls_pos, grid = posemb[:1], posemb[1:]
     g = int(math.sqrt(len(grid)))
     if g * g != len(grid):
-        raise UserError(f"clip weights: visual.positional_embedding has {len(grid)} grid tokens, "
+        raise UserError(f"clip weights: {key} has {len(grid)} grid tokens, "
                         "expected a square number")
     grid = grid.reshape(1, g, g, -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=(rows, cols), mode="bilinear")
@@ -89,6 +95,7 @@ class ReidVisionTransformer(nn.Module):
         official_block_order(self.transformer)
         self.grid = (rows, cols)
         self.width = width
+        self.proj_dim = self.proj.shape[1]
 
     def embed(self, x: Tensor, cv_emb: Tensor | None = None) -> Tensor:
         x = self.conv1(x.to(self.conv1.weight.dtype))
@@ -110,6 +117,11 @@ class ReidVisionTransformer(nn.Module):
         last = x
         x = self.ln_post(blocks[-1](x))
         return last, x, x @ self.proj
+
+    def pooled(self, x: Tensor, cv_emb: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The CLS token of each output: (after block L-1, after block L + ln_post, projected)."""
+        last, x, x_proj = self(x, cv_emb)
+        return last[:, 0], x[:, 0], x_proj[:, 0]
 
 
 class TextEncoder(nn.Module):
@@ -166,8 +178,8 @@ def read_openai_state_dict(path: str | Path) -> dict[str, Tensor]:
 def clip_config(name: str, overrides: dict | None = None) -> dict:
     """open_clip's model config for `name`, with nested overrides (tiny towers in tests)."""
     open_clip = import_open_clip()
-    if name != "ViT-B-16":
-        raise UserError(f"clip: model {name!r} is not supported yet; expected 'ViT-B-16'")
+    if name not in SUPPORTED:
+        raise UserError(f"clip: model {name!r} is not supported; expected one of {', '.join(SUPPORTED)}")
     cfg = open_clip.get_model_config(name)
     if cfg is None:
         raise UserError(f"clip: open_clip has no config for {name!r}")
@@ -180,24 +192,38 @@ def clip_config(name: str, overrides: dict | None = None) -> dict:
 
 
 def build_clip_towers(name: str, input_size: tuple[int, int], stride: int, weights: str | Path | None,
-                      random_init: bool = False, overrides: dict | None = None):
+                      random_init: bool = False, overrides: dict | None = None, last_stride: int = 1):
     """(image encoder, text encoder, token embedding) of a CLIP model adapted to re-id input.
 
     `weights`: path of OpenAI's checkpoint; None is only allowed with `random_init=True`.
+    `stride` is the ViT patch stride (RN50 takes only 16); `last_stride` the RN50 layer-4 stride.
     """
     if weights is None and not random_init:
         raise UserError(f"clip: no weights given. Name OpenAI's {name}.pt file (clip.weights=PATH; it is "
                         "never downloaded), or set clip.random_init=true for random towers")
     open_clip = import_open_clip()
     cfg = clip_config(name, overrides)
-    patch = cfg["vision_cfg"]["patch_size"]
-    rows, cols = reid_grid(input_size, stride, patch)
+    resnet = name == "RN50"
+    if resnet:
+        if stride != 16:
+            raise UserError(f"clip RN50: patch stride {stride} (overlapping patches) is ViT-only; "
+                            "set model.stride=16")
+        rows, cols = resnet_grid(input_size, last_stride)
+    else:
+        rows, cols = reid_grid(input_size, stride, cfg["vision_cfg"]["patch_size"])
+    # QuickGELU as OpenAI trained it (the text tower of RN50 too; the ResNet itself uses ReLU)
     clip = open_clip.model.CLIP(cfg["embed_dim"], cfg["vision_cfg"], cfg["text_cfg"], quick_gelu=True)
     if weights is not None:
         sd = read_openai_state_dict(weights)
-        sd["visual.positional_embedding"] = resize_pos_embed(sd["visual.positional_embedding"], rows, cols)
-        clip.visual.positional_embedding = nn.Parameter(torch.empty_like(sd["visual.positional_embedding"]))
+        key = POS_KEY[name]
+        if key not in sd:
+            raise UserError(f"clip weights {weights}: no {key}; not an OpenAI {name} checkpoint (clip.name={name})")
+        sd[key] = resize_pos_embed(sd[key], rows, cols, key)
+        owner = clip.visual.attnpool if resnet else clip.visual
+        owner.positional_embedding = nn.Parameter(torch.empty_like(sd[key]))
         _load_strict(clip, sd, weights)
+    if resnet:
+        return ReidModifiedResNet(clip.visual, rows, cols, last_stride), TextEncoder(clip), clip.token_embedding
     visual = ReidVisionTransformer(clip.visual, rows, cols, stride)
     if weights is not None:
         with torch.no_grad():
