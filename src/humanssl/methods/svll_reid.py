@@ -138,9 +138,14 @@ class SvllReid(Method):
         losses = stage1_losses(images, text[:n][inverse], labels)
         if self.s1.language_ssl:
             ssl = nt_xent_loss(self.model.text_mlp(text[n:2 * n]), self.model.text_mlp(text[2 * n:]),
-                               self.s1.ssl_tau) if use_ssl else text.sum() * 0.0
+                               self.s1.ssl_tau) if use_ssl else self.unused_text_mlp_zero(text)
             losses["language_ssl"] = self.s1.ssl_loss_weight * ssl
         return losses
+
+    def unused_text_mlp_zero(self, text: Tensor) -> Tensor:
+        """A zero that still touches every text-MLP parameter: under DDP a process whose batch
+        holds one identity (no NT-Xent pair) must still take part in those gradients' all-reduce."""
+        return sum(p.sum() for p in self.model.text_mlp.parameters()) * 0.0 + text.sum() * 0.0
 
     def stage2_step(self, batch: dict) -> dict[str, Tensor]:
         if self.text_bank is None:
