@@ -130,3 +130,20 @@ def test_cli_show_config_prints_the_demo(capsys):
     assert main(["finetune", "svll-reid", "--show-config", "sampler.p=4"]) == 0
     out = capsys.readouterr().out
     assert "task: svll-reid" in out and "random_init: true" in out and "batch_size: 16" in out
+
+
+def test_both_stages_run_under_two_process_ddp(tmp_path):
+    # Stage-1 batches of 4 split over 2 processes: a process often holds a single identity and
+    # has no NT-Xent pair, yet must join every gradient all-reduce (the run would stall if not).
+    import os
+    import subprocess
+    import sys
+
+    args = [f"train.output_dir={tmp_path}", "train.run_name=d", *TINY, "stage1.batch_size=4",
+            "stage1.epochs=1", "stage2.epochs=1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "humanssl", "finetune", "svll-reid", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "2 process(es)" in done.stdout
+    assert (checkpoint.resolve(tmp_path / "d") / "model.safetensors").is_file()
