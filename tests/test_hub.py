@@ -21,7 +21,7 @@ from humanssl.hub.swin_keys import merge_permutation, resize_bias_table
 from humanssl.models import swin
 from humanssl.models.backbones import create_backbone
 from humanssl.models.swin_layers import PatchMerging, relative_position_index
-from tests.fixtures import conformance, needs_fixture
+from tests.fixtures import conformance, needs_fixture, require_fixture
 
 LISTING = ("solider", "mini_swin_keys.json")
 
@@ -63,9 +63,7 @@ def full_checkpoint(teacher, student, head):
 
 @pytest.fixture(scope="module")
 def mini():
-    if not conformance(*LISTING).exists():
-        pytest.skip("conformance fixture solider/mini_swin_keys.json missing")
-    entries = json.loads(conformance(*LISTING).read_text())["state_dict"]
+    entries = json.loads(require_fixture(*LISTING).read_text())["state_dict"]
     head = {"head.mlp.0.weight": torch.zeros(4, 128), "head.last_layer.weight_g": torch.ones(16, 1)}
     return fake_state(entries, 0), fake_state(entries, 1), head
 
@@ -110,9 +108,7 @@ def test_official_layouts_load_with_no_missing_keys(tmp_path, mini, layout):
 @pytest.mark.parametrize("arch", ["tiny", "small", "base"])
 def test_released_architectures_match_their_training_checkpoint_layout(arch):
     name = f"official_swin_{arch}_keys.json"
-    if not conformance("solider", name).exists():
-        pytest.skip(f"conformance fixture {name} missing")
-    ref = json.loads(conformance("solider", name).read_text())
+    ref = json.loads(require_fixture("solider", name).read_text())
     # Stride-0 stand-ins of the listed shapes: the full layout without the memory.
     fake = {e["key"]: torch.zeros(()).expand(e["shape"]) for e in ref["backbone_state_dict"]}
     head = {e["key"]: torch.zeros(()).expand(e["shape"]) for e in ref["dino_head_state_dict_in_checkpoint"]}

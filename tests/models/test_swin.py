@@ -7,7 +7,7 @@ import torch
 from humanssl.models import swin
 from humanssl.models.backbones import create_backbone
 from humanssl.models.swin_layers import relative_position_index, shift_window_mask
-from tests.fixtures import conformance, needs_fixture
+from tests.fixtures import conformance, needs_fixture, require_fixture
 
 SOLIDER = ("solider",)
 CASES = ["sw_1.0", "sw_0.2", "sw_mixed"]
@@ -86,9 +86,7 @@ def _listing(model):
 @pytest.mark.parametrize("arch", ["tiny", "small", "base"])
 def test_state_dict_equals_official_listing(arch):
     name = f"official_swin_{arch}_keys.json"
-    if not conformance(*SOLIDER, name).exists():
-        pytest.skip(f"conformance fixture {name} missing")
-    ref = json.loads(conformance(*SOLIDER, name).read_text())
+    ref = json.loads(require_fixture(*SOLIDER, name).read_text())
     with torch.device("meta"):
         model = getattr(swin, f"swin_{arch}")()
     assert _listing(model) == [(e["key"], e["shape"], e["dtype"]) for e in ref["backbone_state_dict"]]
