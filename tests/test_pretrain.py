@@ -114,13 +114,15 @@ def test_cli_reports_config_mistakes_in_one_line(capsys):
     assert "config file not found: missing.yaml" in capsys.readouterr().err
 
 
-def test_cli_show_config_prints_resolved_demo(capsys):
-    assert main(["pretrain", "--show-config", "train.epochs=3"]) == 0
+@pytest.mark.parametrize("method", [[], ["method=solider"]], ids=["default", "named"])
+def test_the_default_pretraining_demo_is_solider(capsys, method):
+    assert main(["pretrain", "--show-config", "train.epochs=3", *method]) == 0
     out = capsys.readouterr().out
-    assert "epochs: 3" in out and "backbone: resnet_mini" in out
+    assert "epochs: 3" in out and "method: solider" in out and "backbone: swin_mini" in out
+    assert "on_device: true" in out
 
 
-def test_method_solider_without_a_config_runs_solider_s_own_demo(capsys):
-    assert main(["pretrain", "method=solider", "--show-config"]) == 0
+def test_method_dino_without_a_config_runs_the_dino_demo(capsys):
+    assert main(["pretrain", "method=dino", "--show-config"]) == 0
     out = capsys.readouterr().out
-    assert "method: solider" in out and "backbone: swin_mini" in out and "on_device: true" in out
+    assert "method: dino" in out and "backbone: resnet_mini" in out

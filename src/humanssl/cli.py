@@ -12,13 +12,16 @@ from humanssl import __version__
 from humanssl.config import load_config, to_dict
 from humanssl.errors import UserError
 
-DEMO_CONFIG = "demo_pretrain.yaml"
+# `humanssl pretrain` with no CONFIG: SOLIDER's demo unless another method is named (DINO's demo
+# then serves as the base that method=ssprl / saip adapt).
+DEMO_PRETRAIN_SOLIDER = "demo_pretrain_solider.yaml"
+DEMO_PRETRAIN_DINO = "demo_pretrain_dino.yaml"
 DEMO_FINETUNE_REID = "demo_finetune_reid.yaml"
 DEMO_FINETUNE_MULTILABEL = "demo_finetune_multilabel.yaml"
 DEMO_FINETUNE_SVLL_REID = "demo_finetune_svll_reid.yaml"
 
 
-def demo_config_path(name: str = DEMO_CONFIG):
+def demo_config_path(name: str = DEMO_PRETRAIN_SOLIDER):
     return resources.files("humanssl") / "configs" / name
 
 
@@ -36,10 +39,6 @@ def run_recipe(schema, demo: str, config: str | None, overrides: list[str], show
 GAIT_METHODS = ("selfgait",)
 DEMO_PRETRAIN_GAIT = "demo_pretrain_gait.yaml"
 DEMO_FINETUNE_GAIT = "demo_finetune_gait.yaml"
-
-
-# `humanssl pretrain method=solider` with no CONFIG runs SOLIDER's own small demo.
-DEMO_PRETRAIN_SOLIDER = "demo_pretrain_solider.yaml"
 
 
 def chosen_method(config: str | None, overrides: list[str]) -> str | None:
@@ -70,24 +69,39 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from humanssl.pretrain import run_pretrain
     from humanssl.pretrain_config import PretrainConfig
 
-    demo = DEMO_PRETRAIN_SOLIDER if chosen_method(config, overrides) == "solider" else DEMO_CONFIG
+    demo = DEMO_PRETRAIN_SOLIDER if chosen_method(config, overrides) in (None, "solider") else DEMO_PRETRAIN_DINO
     return run_recipe(PretrainConfig, demo, config, overrides, args.show_config, run_pretrain)
 
 
-def cmd_finetune_gait(args: argparse.Namespace) -> int:
-    from humanssl.finetune_gait import run_finetune_gait
-    from humanssl.gait_config import GaitFinetuneConfig
+# `humanssl finetune TASK`: where each task's runner and schema live (imported only when used)
+# and the embedded demo it runs without a CONFIG.
+FINETUNE_RECIPES = {
+    "reid": ("humanssl.finetune:run_finetune", "humanssl.finetune_config:FinetuneConfig", DEMO_FINETUNE_REID),
+    "svll-reid": ("humanssl.finetune_svll_reid:run_finetune_svll_reid",
+                  "humanssl.finetune_svll_reid_config:SvllReidConfig", DEMO_FINETUNE_SVLL_REID),
+    "gait": ("humanssl.finetune_gait:run_finetune_gait", "humanssl.gait_config:GaitFinetuneConfig",
+             DEMO_FINETUNE_GAIT),
+    "multilabel": ("humanssl.finetune_multilabel:run_finetune_multilabel",
+                   "humanssl.finetune_multilabel_config:MultilabelFinetuneConfig", DEMO_FINETUNE_MULTILABEL),
+}
 
-    return run_recipe(GaitFinetuneConfig, DEMO_FINETUNE_GAIT, *split_config_and_overrides(args.items),
-                      args.show_config, run_finetune_gait)
+
+def imported(target: str):
+    """`module:name` -> the object."""
+    from importlib import import_module
+
+    module, name = target.split(":")
+    return getattr(import_module(module), name)
 
 
-def cmd_finetune_multilabel(args: argparse.Namespace) -> int:
-    from humanssl.finetune_multilabel import run_finetune_multilabel
-    from humanssl.finetune_multilabel_config import MultilabelFinetuneConfig
+def finetune_command(task: str):
+    runner, schema, demo = FINETUNE_RECIPES[task]
 
-    return run_recipe(MultilabelFinetuneConfig, DEMO_FINETUNE_MULTILABEL, *split_config_and_overrides(args.items),
-                      args.show_config, run_finetune_multilabel)
+    def command(args: argparse.Namespace) -> int:
+        return run_recipe(imported(schema), demo, *split_config_and_overrides(args.items), args.show_config,
+                          imported(runner))
+
+    return command
 
 
 def cmd_evaluate_multilabel(args: argparse.Namespace) -> int:
@@ -96,22 +110,6 @@ def cmd_evaluate_multilabel(args: argparse.Namespace) -> int:
     run_evaluate_multilabel(args.checkpoint, args.data, args.dataset, split=args.split, output=args.output,
                             batch_size=args.batch_size, num_workers=args.num_workers, device=args.device)
     return 0
-
-
-def cmd_finetune_reid(args: argparse.Namespace) -> int:
-    from humanssl.finetune import run_finetune
-    from humanssl.finetune_config import FinetuneConfig
-
-    return run_recipe(FinetuneConfig, DEMO_FINETUNE_REID, *split_config_and_overrides(args.items),
-                      args.show_config, run_finetune)
-
-
-def cmd_finetune_svll_reid(args: argparse.Namespace) -> int:
-    from humanssl.finetune_svll_reid import run_finetune_svll_reid
-    from humanssl.finetune_svll_reid_config import SvllReidConfig
-
-    return run_recipe(SvllReidConfig, DEMO_FINETUNE_SVLL_REID, *split_config_and_overrides(args.items),
-                      args.show_config, run_finetune_svll_reid)
 
 
 def model_options(args: argparse.Namespace) -> dict:
@@ -247,9 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"humanssl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser(
-        "pretrain", help="self-supervised pretraining (default: DINO demo on built-in synthetic people, CPU)",
-        description="Pretrain a backbone. With no arguments: the embedded demo (synthetic people, tiny "
-                    "backbone, CPU, a few minutes) with kNN re-id before and after. Otherwise "
+        "pretrain", help="self-supervised pretraining (default: SOLIDER demo on built-in synthetic people, CPU)",
+        description="Pretrain a backbone. With no arguments: the embedded SOLIDER demo (synthetic people, "
+                    "mini Swin, CPU, a few minutes) with kNN re-id at lambda 0.2 and 1.0 before and after; "
+                    "method=dino alone runs the DINO demo (mini ResNet). Otherwise "
                     "CONFIG.yaml and/or key=value overrides (e.g. train.epochs=10 data.root=/data); "
                     "overrides given without a CONFIG apply to the demo.")
     add_recipe_arguments(p, cmd_pretrain)
@@ -264,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "with mAP of raw pixels and of the untrained model before training. Otherwise CONFIG.yaml "
                     "(e.g. configs/reid_market_swin_tiny.yaml) and/or key=value overrides such as "
                     "model.init=runs/x data.root=/data.")
-    add_recipe_arguments(t, cmd_finetune_reid)
+    add_recipe_arguments(t, finetune_command("reid"))
     t = tasks.add_parser(
         "svll-reid", help="re-id with CLIP (SVLL-ReID: CLIP-ReID's two stages + language and visual self-supervision)",
         description="Train SVLL-ReID in one run: stage 1 learns identity prompts against cached CLIP image features "
@@ -273,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Market-1501-style people, CPU, a few minutes). Otherwise CONFIG.yaml (e.g. "
                     "configs/svll_reid_market_vitb16.yaml) and/or overrides such as clip.weights=ViT-B-16.pt "
                     "data.root=/data; the run folder works with `humanssl evaluate reid --checkpoint RUN`.")
-    add_recipe_arguments(t, cmd_finetune_svll_reid)
+    add_recipe_arguments(t, finetune_command("svll-reid"))
     t = tasks.add_parser(
         "gait", help="gait recognition (SelfGait encoder, per-strip triplet loss, P x M batches, label rate)",
         description="Fine-tune a SelfGait encoder for gait recognition with GaitSet's per-strip batch-all "
@@ -281,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the run folder, CPU, a few minutes). Otherwise CONFIG.yaml and/or key=value overrides such "
                     "as model.init=runs/selfgait-x data.root=/data/CASIA-B label_rate=0.1; the CASIA-B "
                     "cross-view rank-1 before and after lands in RUN/eval.json.")
-    add_recipe_arguments(t, cmd_finetune_gait)
+    add_recipe_arguments(t, finetune_command("gait"))
     t = tasks.add_parser(
         "multilabel", help="multi-label classification (linear probe, full or semi-supervised fine-tuning; mAP)",
         description="Train a linear head (model.mode=linear: frozen trunk, the linear-probe protocol) or the whole "
@@ -290,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "arguments: the embedded demo (synthetic scenes, mini ResNet, CPU). Otherwise CONFIG.yaml "
                     "(e.g. configs/multilabel_voc_linear.yaml) and/or key=value overrides such as "
                     "model.init=runs/ssprl-x data.root=/data/VOCdevkit.")
-    add_recipe_arguments(t, cmd_finetune_multilabel)
+    add_recipe_arguments(t, finetune_command("multilabel"))
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a downstream benchmark",
                        description="Evaluate a checkpoint on a downstream benchmark.")

@@ -1,7 +1,8 @@
 """The pretraining recipe schema: every key `humanssl pretrain` accepts, with its default.
 
-Defaults are the official DINO / SOLIDER numbers; the embedded demo
-(`humanssl/configs/demo_pretrain.yaml`) shrinks sizes so the whole run fits a laptop CPU.
+Defaults are the official DINO / SOLIDER numbers; the embedded demos (`humanssl/configs/
+demo_pretrain_solider.yaml`, the default, and `demo_pretrain_dino.yaml` for method=dino) shrink
+sizes so the whole run fits a laptop CPU.
 """
 
 from __future__ import annotations
