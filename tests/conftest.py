@@ -2,6 +2,9 @@
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
+from humanssl.models.backbones import create_backbone
 
 
 @pytest.fixture
@@ -12,3 +15,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def swin_mini_weights(tmp_path_factory):
+    """A bare state-dict file of a randomly initialised (seed 0) mini Swin."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "swin_mini.safetensors"
+    save_file({k: v.contiguous() for k, v in create_backbone("swin_mini").state_dict().items()}, str(path))
+    return path

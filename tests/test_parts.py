@@ -16,14 +16,6 @@ from humanssl.parts import ALPHA, PART_COLOURS, compute_parts, overlay, run_part
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "swin_mini.safetensors"
-    save_file({k: v.contiguous() for k, v in create_backbone("swin_mini").state_dict().items()}, str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("people")
     world = SyntheticPersons(seed=0, image_size=(96, 32))
@@ -46,8 +38,8 @@ def test_overlay_tints_parts_and_leaves_background_clear():
         assert out[r, c].tolist() == expected
 
 
-def test_parts_are_the_training_part_labels_of_the_lambda_one_map(weights, folder):
-    loaded = load_backbone(weights, "swin_mini", size=(96, 32))
+def test_parts_are_the_training_part_labels_of_the_lambda_one_map(swin_mini_weights, folder):
+    loaded = load_backbone(swin_mini_weights, "swin_mini", size=(96, 32))
     tf = loaded.transform()
     images = torch.stack([tf(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
     labels, keep = compute_parts(loaded.model, images, 3, seed=5)
@@ -58,9 +50,9 @@ def test_parts_are_the_training_part_labels_of_the_lambda_one_map(weights, folde
     assert labels.shape == (3, 3, 1) and int(labels.max()) <= 3
 
 
-def test_cli_draws_a_grid(weights, folder, tmp_path, capsys):
+def test_cli_draws_a_grid(swin_mini_weights, folder, tmp_path, capsys):
     out = tmp_path / "grid" / "parts.png"
-    code = main(["parts", "--checkpoint", str(weights), "--backbone", "swin_mini", "--image-size", "96", "32",
+    code = main(["parts", "--checkpoint", str(swin_mini_weights), "--backbone", "swin_mini", "--image-size", "96", "32",
                  str(folder), "-o", str(out), "--max-images", "2", "--columns", "4", "--device", "cpu"])
     assert code == 0
     with Image.open(out) as grid:
@@ -70,17 +62,17 @@ def test_cli_draws_a_grid(weights, folder, tmp_path, capsys):
     assert "part maps of 2 images" in capsys.readouterr().out
 
 
-def test_user_mistakes(weights, folder, tmp_path):
+def test_user_mistakes(swin_mini_weights, folder, tmp_path):
     with pytest.raises(UserError, match=".png"):
-        run_parts(weights, [str(folder)], tmp_path / "x.jpg", backbone="swin_mini", echo=quiet)
+        run_parts(swin_mini_weights, [str(folder)], tmp_path / "x.jpg", backbone="swin_mini", echo=quiet)
     with pytest.raises(UserError, match="does not exist"):
-        run_parts(weights, [str(tmp_path / "absent.png")], tmp_path / "x.png", backbone="swin_mini", echo=quiet)
+        run_parts(swin_mini_weights, [str(tmp_path / "absent.png")], tmp_path / "x.png", backbone="swin_mini", echo=quiet)
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     with pytest.raises(UserError, match="bad.jpg"):
-        run_parts(weights, [str(bad)], tmp_path / "x.png", backbone="swin_mini", size=(96, 32), echo=quiet)
+        run_parts(swin_mini_weights, [str(bad)], tmp_path / "x.png", backbone="swin_mini", size=(96, 32), echo=quiet)
     with pytest.raises(UserError, match="num-parts"):
-        run_parts(weights, [str(folder)], tmp_path / "x.png", num_parts=0, backbone="swin_mini", echo=quiet)
+        run_parts(swin_mini_weights, [str(folder)], tmp_path / "x.png", num_parts=0, backbone="swin_mini", echo=quiet)
     resnet = tmp_path / "resnet.safetensors"
     save_file(create_backbone("resnet_mini").state_dict(), str(resnet))
     with pytest.raises(UserError, match="SOLIDER Swin"):

@@ -18,21 +18,13 @@ from humanssl.sweep_lambda import check_lambdas, features_per_lambda, run_sweep_
 SIZE = ["--image-size", "96", "32"]
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "swin_mini.safetensors"
-    save_file({k: v.contiguous() for k, v in create_backbone("swin_mini").state_dict().items()}, str(path))
-    return path
-
-
 def quiet(*a, **k):
     pass
 
 
-def test_cli_writes_table_json_and_plot(weights, tmp_path, capsys):
+def test_cli_writes_table_json_and_plot(swin_mini_weights, tmp_path, capsys):
     out = tmp_path / "sweep.json"
-    code = main(["sweep-lambda", "--checkpoint", str(weights), "--backbone", "swin_mini", *SIZE, "--identities", "4",
+    code = main(["sweep-lambda", "--checkpoint", str(swin_mini_weights), "--backbone", "swin_mini", *SIZE, "--identities", "4",
                  "--lambdas", "1.0", "0", "0.5", "-o", str(out), "--no-progress", "--num-workers", "0",
                  "--device", "cpu"])
     assert code == 0
@@ -47,12 +39,12 @@ def test_cli_writes_table_json_and_plot(weights, tmp_path, capsys):
     assert "lambda" in printed and "best mAP" in printed
 
 
-def test_swept_scores_are_those_of_a_backbone_built_at_that_lambda(weights, tmp_path):
+def test_swept_scores_are_those_of_a_backbone_built_at_that_lambda(swin_mini_weights, tmp_path):
     # oracle: the registry backbone constructed with semantic_weight=L, through `evaluate`'s extractor
-    result = run_sweep_lambda(weights, backbone="swin_mini", size=(96, 32), identities=4, lambdas=[0.0, 1.0],
+    result = run_sweep_lambda(swin_mini_weights, backbone="swin_mini", size=(96, 32), identities=4, lambdas=[0.0, 1.0],
                               output=None, progress=False, device="cpu", echo=quiet)
     for row in result["results"]:
-        loaded = load_backbone(weights, "swin_mini", size=(96, 32), options={"semantic_weight": row["lambda"]})
+        loaded = load_backbone(swin_mini_weights, "swin_mini", size=(96, 32), options={"semantic_weight": row["lambda"]})
         world = SyntheticPersons(seed=0, image_size=(96, 32))
         query, gallery = labeled_split(world, 4, first_pid=100_001)
         tf = loaded.transform()
@@ -64,8 +56,8 @@ def test_swept_scores_are_those_of_a_backbone_built_at_that_lambda(weights, tmp_
         assert row["R1"] == pytest.approx(100 * expected.rank1, abs=1e-4)
 
 
-def test_features_depend_on_lambda_and_each_image_is_loaded_once(weights):
-    loaded = load_backbone(weights, "swin_mini", size=(96, 32))
+def test_features_depend_on_lambda_and_each_image_is_loaded_once(swin_mini_weights):
+    loaded = load_backbone(swin_mini_weights, "swin_mini", size=(96, 32))
     world = SyntheticPersons(seed=0, image_size=(96, 32))
     items, _ = labeled_split(world, 2, first_pid=5)
     loads = []
@@ -83,17 +75,17 @@ def test_features_depend_on_lambda_and_each_image_is_loaded_once(weights):
     assert not torch.allclose(feats[0.0], feats[1.0])
 
 
-def test_user_mistakes(weights, tmp_path, capsys):
+def test_user_mistakes(swin_mini_weights, tmp_path, capsys):
     with pytest.raises(UserError, match="lambda"):
         check_lambdas([0.2, 1.5])
     with pytest.raises(UserError, match=".json"):
-        run_sweep_lambda(weights, backbone="swin_mini", output=tmp_path / "x.txt", echo=quiet)
+        run_sweep_lambda(swin_mini_weights, backbone="swin_mini", output=tmp_path / "x.txt", echo=quiet)
     resnet = tmp_path / "resnet.safetensors"
     save_file(create_backbone("resnet_mini").state_dict(), str(resnet))
     with pytest.raises(UserError, match="SOLIDER Swin"):
         run_sweep_lambda(resnet, backbone="resnet_mini", output=None, device="cpu", echo=quiet)
-    code = main(["sweep-lambda", "--checkpoint", str(weights), "--backbone", "swin_mini", "--dataset", "msmt17"])
+    code = main(["sweep-lambda", "--checkpoint", str(swin_mini_weights), "--backbone", "swin_mini", "--dataset", "msmt17"])
     assert code == 2 and "--data" in capsys.readouterr().err
-    code = main(["sweep-lambda", "--checkpoint", str(weights), "--backbone", "swin_mini",
+    code = main(["sweep-lambda", "--checkpoint", str(swin_mini_weights), "--backbone", "swin_mini",
                  "--data", str(tmp_path / "absent"), "-o", str(tmp_path / "s.json"), "--device", "cpu"])
     assert code == 2

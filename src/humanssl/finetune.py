@@ -25,6 +25,7 @@ from humanssl.evaluate import load_state_into, score_backbone, select_backbone_t
 from humanssl.finetune_config import DataConfig, FinetuneConfig, ModelConfig
 from humanssl.methods.reid_finetune import ReidFinetune
 from humanssl.models.backbones import create_backbone
+from humanssl.results_file import record_evaluation
 
 METHOD_NAME = "reid"
 SYNTHETIC_FOLDER = "synthetic_market1501"
@@ -153,11 +154,7 @@ def _run(cfg: FinetuneConfig, dist, echo) -> dict:
         s = score(trainer.method.backbone)["plain"]
         epoch = stage_step / trainer.steps_per_epoch
         record = {"step": trainer.global_step + 1, "epoch": epoch, **{f"eval_{k}": v for k, v in s.items()}}
-        history = [r for r in scores.get("during training", []) if r["step"] != record["step"]]
-        scores["during training"] = history + [record]
-        scores_path.write_text(json.dumps(scores, indent=2))
-        if trainer.log is not None:
-            trainer.log.write(record)
+        record_evaluation(scores, scores_path, record, trainer.log)
         echo(f"epoch {epoch:g}: mAP {s['mAP']:.1f}, R1 {s['R1']:.1f}")
 
     steps_per_epoch = sampler.batches_per_epoch // cfg.train.accumulation

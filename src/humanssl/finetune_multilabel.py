@@ -28,7 +28,7 @@ from humanssl.evaluate import pick_device, read_saved_config, select_backbone_te
 from humanssl.finetune import build_backbone
 from humanssl.finetune_multilabel_config import DataConfig, MultilabelFinetuneConfig, TransformConfig
 from humanssl.methods.multilabel_finetune import MultilabelFinetune
-from humanssl.results_file import write_results
+from humanssl.results_file import record_evaluation, write_results
 
 METHOD_NAME = "multilabel"
 EVAL_FILE = "eval.json"
@@ -138,11 +138,7 @@ def _run(cfg: MultilabelFinetuneConfig, dist, echo) -> dict:
         s = score(trainer.method, test, dist.device, e.batch_size, cfg.train.num_workers)
         epoch = stage_step / trainer.steps_per_epoch
         record = {"step": trainer.global_step + 1, "epoch": epoch, "eval_mAP": s.mAP}
-        history = [r for r in scores.get("during training", []) if r["step"] != record["step"]]
-        scores["during training"] = history + [record]
-        scores_path.write_text(json.dumps(scores, indent=2))
-        if trainer.log is not None:
-            trainer.log.write(record)
+        record_evaluation(scores, scores_path, record, trainer.log)
         echo(f"epoch {epoch:g}: mAP {s.mAP:.1f}")
 
     steps_per_epoch = (len(train) // (cfg.train.batch_size * dist.world_size)) // cfg.train.accumulation

@@ -13,3 +13,14 @@ def write_results(output, result: dict, echo: Callable = print) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     echo(f"results: {path}")
+
+
+def record_evaluation(scores: dict, scores_path: Path, record: dict, log=None) -> None:
+    """Add one evaluation made during training to `scores["during training"]` (replacing an
+    earlier one of the same step, which a resumed run repeats), rewrite the scores file and,
+    when the run has a metrics log, append it there too."""
+    history = [r for r in scores.get("during training", []) if r["step"] != record["step"]]
+    scores["during training"] = history + [record]
+    Path(scores_path).write_text(json.dumps(scores, indent=2))
+    if log is not None:
+        log.write(record)
