@@ -6,7 +6,7 @@ from humanssl.data.reid import load_reid_dataset
 from humanssl.errors import UserError
 from tests.fixtures import needs_fixture
 
-from .helpers import PARSING, parsing_fixture, rows, touch
+from .helpers import PARSING, parsing_fixture, rows
 
 LISTS = ("list_train.txt", "list_val.txt", "list_query.txt", "list_gallery.txt")
 
