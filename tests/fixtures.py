@@ -1,35 +1,42 @@
 """Where the conformance fixtures live: `../shared/conformance/` beside the checkout.
 
-CI has `../shared` beside the checkout. Only a clone with no `../shared/conformance` at all
-skips the parity tests; where the folder exists, a fixture file missing from it is a failure
-(a renamed or lost file must not quietly turn a parity test into a skip).
+A parity test is skipped only when the whole `../shared/conformance` folder is absent (a bare
+clone elsewhere), and never where `HUMANSSL_REQUIRE_FIXTURES=1` is set, as `.ci/run` sets it:
+there an absent folder fails every parity test. A single fixture file missing from a present
+folder always fails the test that asks for it, so a renamed or lost file cannot quietly turn a
+parity test into a skip.
 """
 
+import os
 from pathlib import Path
 
 import pytest
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
+REQUIRED = os.environ.get("HUMANSSL_REQUIRE_FIXTURES") == "1"
+SKIP_ALL = not CONFORMANCE.is_dir() and not REQUIRED
 ABSENT = f"no conformance fixtures: {CONFORMANCE} is not beside the checkout"
 
 
 def conformance(*parts: str) -> Path:
-    """Path of one fixture file, e.g. conformance("solider", "mini_swin_io.npz")."""
-    return CONFORMANCE.joinpath(*parts)
+    """Path of one fixture file, e.g. conformance("solider", "mini_swin_io.npz"); a test that
+    asks for a file that is not there fails with its name."""
+    path = CONFORMANCE.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"conformance fixture {path} is missing" + ("" if CONFORMANCE.is_dir() else f" ({ABSENT})"))
+    return path
 
 
 def needs_fixture(*parts: str):
-    """Marker for tests that read a fixture file: skipped only when the whole fixture folder is
-    absent; the test itself then fails on a missing file."""
-    return pytest.mark.skipif(not CONFORMANCE.is_dir(), reason=ABSENT)
+    """Marker for a test that reads the fixture file `parts`: skipped only when the whole fixture
+    folder is absent and not required (see the module doc); the test then opens the file
+    through `conformance`, which fails on a missing one."""
+    return pytest.mark.skipif(SKIP_ALL, reason=ABSENT)
 
 
 def require_fixture(*parts: str) -> Path:
-    """Inside a test or fixture: the file's path; skip if the fixture folder is absent, fail if
-    only the file is."""
-    if not CONFORMANCE.is_dir():
+    """Inside a test or pytest fixture: the file's path, or a skip under the same rule as
+    `needs_fixture`."""
+    if SKIP_ALL:
         pytest.skip(ABSENT)
-    path = conformance(*parts)
-    if not path.is_file():
-        pytest.fail(f"conformance fixture {path} is missing from {CONFORMANCE}")
-    return path
+    return conformance(*parts)

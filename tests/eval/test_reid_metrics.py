@@ -1,15 +1,14 @@
 """Ranking metrics: hand-worked cases, a loop reference, invariants and the official evaluator's numbers."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from humanssl.errors import UserError
 from humanssl.eval.reid import evaluate, evaluate_features
+from tests.fixtures import conformance, needs_fixture
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "svll_reid" / "reid_eval_synthetic.npz"
+FIXTURE = ("svll_reid", "reid_eval_synthetic.npz")
 
 
 def loop_reference(dist, qp, gp, qc, gc, max_rank):
@@ -105,9 +104,9 @@ def test_features_path_equals_distance_path():
     assert a.mAP == pytest.approx(b.mAP, abs=1e-6)
 
 
-@pytest.mark.skipif(not FIXTURE.is_file(), reason="conformance fixtures are beside the checkout in CI")
+@needs_fixture(*FIXTURE)
 def test_equals_official_evaluator_on_fixture():
-    d = np.load(FIXTURE)
+    d = np.load(conformance(*FIXTURE))
     r = evaluate(torch.from_numpy(d["distmat"]), d["q_pids"], d["g_pids"], d["q_camids"], d["g_camids"], max_rank=50)
     np.testing.assert_allclose(r.cmc.numpy(), d["cmc"], atol=1e-6)
     assert r.mAP == pytest.approx(float(d["mAP"]), abs=1e-6)
