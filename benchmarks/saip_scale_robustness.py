@@ -85,11 +85,11 @@ class Rendered(torch.utils.data.Dataset):
 
     def __init__(self, labeled: SyntheticLabeled, transform=None):
         self.samples = [labeled[i] for i in range(len(labeled))]
-        self.transform = transform
+        self.items, self.transform = labeled.items, transform  # items: pids and camids for kNN
 
     def with_transform(self, transform) -> "Rendered":
         out = Rendered.__new__(Rendered)
-        out.samples, out.transform = self.samples, transform
+        out.samples, out.items, out.transform = self.samples, self.items, transform
         return out
 
     def __len__(self) -> int:

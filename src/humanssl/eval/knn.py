@@ -8,32 +8,26 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from humanssl.data.collate import collate_samples
+from humanssl.errors import UserError
+from humanssl.eval.features import extract_features
 from humanssl.eval.reid import evaluate_features
 
 
-@torch.no_grad()
+def labels(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """pids and camids of a labelled set, read from its items (no image is decoded)."""
+    items = getattr(dataset, "items", None)
+    if items is None:
+        raise UserError(f"kNN re-id needs a labelled set with .items (pid, camid), got {type(dataset).__name__}")
+    return torch.tensor([int(it.pid) for it in items]), torch.tensor([int(it.camid) for it in items])
+
+
 def extract(model: nn.Module | None, dataset: Dataset, device: torch.device, batch_size: int = 64,
             num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Features (or flattened pixels when `model` is None), pids and camids of a labelled dataset."""
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_samples)
-    was_training = model.training if model is not None else False
-    if model is not None:
-        model.eval()
-    feats, pids, cams = [], [], []
-    try:
-        for batch in loader:
-            images = batch["image"].to(device)
-            out = images.flatten(1) if model is None else model(images)
-            feats.append(out.float().cpu())
-            pids.append(batch["pid"])
-            cams.append(batch["camid"])
-    finally:
-        if model is not None:
-            model.train(was_training)
-    return torch.cat(feats), torch.cat(pids), torch.cat(cams)
+    """L2-normalised features (or centred raw pixels when `model` is None), pids and camids."""
+    feats = extract_features(model, dataset, device, batch_size, num_workers=num_workers)
+    return (feats, *labels(dataset))
 
 
 def knn_reid(model: nn.Module | None, query: Dataset, gallery: Dataset, device: torch.device,
@@ -41,10 +35,6 @@ def knn_reid(model: nn.Module | None, query: Dataset, gallery: Dataset, device: 
     """{'mAP': %, 'R1': %} of cosine retrieval; `model=None` retrieves on raw pixels."""
     qf, qp, qc = extract(model, query, device, batch_size)
     gf, gp, gc = extract(model, gallery, device, batch_size)
-    if model is None:
-        # centre each pixel vector so cosine compares patterns, not overall brightness
-        qf = qf - qf.mean(1, keepdim=True)
-        gf = gf - gf.mean(1, keepdim=True)
     result = evaluate_features(qf, gf, qp, gp, qc, gc, metric="cosine")
     return {"mAP": 100.0 * result.mAP, "R1": 100.0 * result.rank1}
 
