@@ -1,10 +1,12 @@
 """kNN re-id scoring of a backbone, and of a SOLIDER Swin at the semantic weights it reports."""
 
+import pytest
 import torch
 
 from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, labeled_split
 from humanssl.data.transforms import eval_transform
-from humanssl.eval.knn import AtSemanticWeight, knn_reid, knn_scores
+from humanssl.errors import UserError
+from humanssl.eval.knn import AtSemanticWeight, extract, knn_reid, knn_scores, labels
 from humanssl.models.backbones import create_backbone
 
 
@@ -36,3 +38,26 @@ def test_a_solider_swin_is_scored_at_lambda_0_2_and_1():
     torch.testing.assert_close(at_one, swin.forward_stages(x, 1.0)[0])
     assert not torch.allclose(at_one, AtSemanticWeight(swin, 0.0)(x))  # the controller really acts
     assert scores["pretrained (lambda 1.0)"] == knn_reid(AtSemanticWeight(swin, 1.0), q, g, torch.device("cpu"))
+
+
+def test_a_set_without_labelled_items_is_refused_by_name():
+    class Unlabelled(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"image": torch.zeros(3, 64, 32)}
+
+    q, _ = sets()
+    with pytest.raises(UserError, match="Unlabelled"):
+        knn_reid(None, Unlabelled(), q, torch.device("cpu"))
+
+
+def test_labels_come_from_the_items_without_decoding_images():
+    q, _ = sets()
+    pids, cams = labels(q)
+    assert pids.tolist() == [it.pid for it in q.items] and cams.tolist() == [it.camid for it in q.items]
+    feats, p2, c2 = extract(None, q, torch.device("cpu"))
+    assert torch.equal(p2, torch.tensor([q[i]["pid"] for i in range(len(q))]))
+    assert torch.equal(c2, torch.tensor([q[i]["camid"] for i in range(len(q))]))
+    torch.testing.assert_close(feats.norm(dim=1), torch.ones(len(q)))
