@@ -11,6 +11,7 @@ Switches (`--off`, comma-separated):
   scenery   every camera's scene becomes one flat grey (person, shadow and occluders stay)
   blur      every camera's scene is blurred to its colour gradient (no blocks or tiles)
   window    every image of a camera sees the same window of its scene
+  cameras   every camera films camera 1's scene (the scene no longer says which camera it is)
   cast      no colour cast or brightness per camera
   occlusion no occluders
   view      views mixed within every camera (each camera's favourite view kept 25% of the time)
@@ -33,7 +34,7 @@ from PIL import Image, ImageFilter
 
 from humanssl.data import synthetic_render as R
 
-SWITCHES = ("scenery", "blur", "window", "cast", "occlusion", "view", "scale")
+SWITCHES = ("scenery", "blur", "window", "cameras", "cast", "occlusion", "view", "scale")
 
 
 def switch_off(names: set[str]) -> None:
@@ -62,7 +63,7 @@ def switch_off(names: set[str]) -> None:
     def camera_background(seed, camid, size):
         if "scenery" in names:
             return Image.new("RGB", (2 * size[1], size[0]), (120, 120, 120))
-        img = scene(seed, camid, size)
+        img = scene(seed, 1 if "cameras" in names else camid, size)
         return img.filter(ImageFilter.GaussianBlur(radius=size[0] / 4)) if "blur" in names else img
 
     R.sample_pose, R.sample_camera, R.camera_background = sample_pose, sample_camera, camera_background
