@@ -26,8 +26,8 @@ def labels(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
 def extract(model: nn.Module | None, dataset: Dataset, device: torch.device, batch_size: int = 64,
             num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L2-normalised features (or centred raw pixels when `model` is None), pids and camids."""
-    feats = extract_features(model, dataset, device, batch_size, num_workers=num_workers)
-    return (feats, *labels(dataset))
+    pids, camids = labels(dataset)  # first: a set without labels is refused before any image is read
+    return extract_features(model, dataset, device, batch_size, num_workers=num_workers), pids, camids
 
 
 def knn_reid(model: nn.Module | None, query: Dataset, gallery: Dataset, device: torch.device,
