@@ -20,11 +20,10 @@ from pathlib import Path
 import torch
 
 from humanssl.data.gait import load_casiab
+from humanssl.data.gait.splits import CASIAB_TEST
 from humanssl.evaluate_gait import extract_gait_features
 from humanssl.finetune_gait import build_encoder
 from humanssl.gait_config import GaitModelConfig
-
-FIRST_TEST_SUBJECT = 75
 
 
 def spread(features: torch.Tensor) -> tuple[float, float]:
@@ -47,7 +46,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the random encoder")
     args = ap.parse_args()
     root = Path(args.root or Path(args.runs[0]) / "synthetic_casiab")
-    test = [s for s in load_casiab(root) if int(s.subject) >= FIRST_TEST_SUBJECT][: args.sequences]
+    test = [s for s in load_casiab(root) if s.subject in CASIAB_TEST][: args.sequences]
     torch.manual_seed(args.seed)
     for name, init in [("random init", None)] + [(run, run) for run in args.runs]:
         features, _ = extract_gait_features(build_encoder(GaitModelConfig(init=init)), test, torch.device("cpu"))
