@@ -1,10 +1,10 @@
 """Experiment (not a test): how spread out are a gait encoder's features over the test walkers?
 
-A BYOL run that collapses maps every sequence to nearly the same feature; kNN rank-1 then
-falls below the random encoder's and fine-tuning starts from a worse point than scratch. This
-prints, for the random encoder and for each run folder given, the mean cosine between the
-features of different test sequences and the effective rank of the centred features (the
-exponential of the entropy of their normalised squared singular values).
+A BYOL run whose features contract towards one direction maps every sequence to nearly the
+same feature; kNN rank-1 then falls below the random encoder's and fine-tuning starts from a
+worse point than scratch. This prints, for the random encoder and for each run folder given,
+the mean cosine between the features of different test sequences and the effective rank of the
+centred features (the exponential of the entropy of their normalised squared singular values).
 
     python benchmarks/gait_feature_spread.py runs/selfgait-x [runs/selfgait-y ...]
 
@@ -47,6 +47,8 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(args.root or Path(args.runs[0]) / "synthetic_casiab")
     test = [s for s in load_casiab(root) if s.subject in CASIAB_TEST][: args.sequences]
+    if len(test) < 2:
+        raise SystemExit(f"{root}: needs at least 2 sequences of CASIA-B test subjects (075-124), found {len(test)}")
     torch.manual_seed(args.seed)
     for name, init in [("random init", None)] + [(run, run) for run in args.runs]:
         features, _ = extract_gait_features(build_encoder(GaitModelConfig(init=init)), test, torch.device("cpu"))
