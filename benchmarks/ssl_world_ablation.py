@@ -29,7 +29,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from humanssl.data import synthetic_render as R
@@ -69,19 +68,12 @@ def switch_off(names: set[str]) -> None:
     R.sample_pose, R.sample_camera, R.camera_background = sample_pose, sample_camera, camera_background
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    n = z1.shape[0]
-    logits = z @ z.t() / temperature
-    logits.fill_diagonal_(float("-inf"))
-    return F.cross_entropy(logits, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]))
-
-
 def simclr_probe(args) -> None:
     from humanssl.cli import DEMO_PRETRAIN_DINO, demo_config_path
     from humanssl.config import load_config
     from humanssl.data.collate import collate_samples
     from humanssl.eval.knn import knn_reid
+    from humanssl.losses.nt_xent import nt_xent_loss
     from humanssl.models.backbones import create_backbone
     from humanssl.pretrain import build_dataset, knn_sets
     from humanssl.pretrain_config import PretrainConfig
@@ -103,7 +95,7 @@ def simclr_probe(args) -> None:
         for batch in loader:
             views = batch["image"]  # the multi-crop list; the first two are the global crops
             z = head(net(torch.cat([views[0], views[1]])))
-            loss = nt_xent(*z.chunk(2), args.temperature)
+            loss = nt_xent_loss(*z.chunk(2), args.temperature)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -5,6 +5,13 @@ import torch
 from safetensors.torch import save_file
 
 from humanssl.models.backbones import create_backbone
+from tests.fixtures import require_fixture
+
+
+def pytest_runtest_setup(item):
+    """Check the conformance files a test names with `needs_fixture` before it runs."""
+    for mark in item.iter_markers("conformance_file"):
+        require_fixture(*mark.args)
 
 
 @pytest.fixture

@@ -28,10 +28,11 @@ def conformance(*parts: str) -> Path:
 
 
 def needs_fixture(*parts: str):
-    """Marker for a test that reads the fixture file `parts`: skipped only when the whole fixture
-    folder is absent and not required (see the module doc); the test then opens the file
-    through `conformance`, which fails on a missing one."""
-    return pytest.mark.skipif(SKIP_ALL, reason=ABSENT)
+    """Marker for a test that reads the fixture file `parts`. Before the test runs, conftest.py
+    hands every such file to `require_fixture`: the test is skipped only when the whole fixture
+    folder is absent and not required (see the module doc), and fails naming the file when that
+    one file is missing."""
+    return pytest.mark.conformance_file(*parts)
 
 
 def require_fixture(*parts: str) -> Path:
