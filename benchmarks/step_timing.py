@@ -34,9 +34,10 @@ def random_crops(cfg, batch: int, device: torch.device) -> dict:
 def make_step(method, precision_name: str, device: torch.device, data: dict, optimizer_name: str = "adamw",
               clip: float = 3.0):
     """step(i): forward, backward, after_backward, per-tensor clipping (DINO's 3; 0 = none),
-    the optimizer (AdamW unless named), after_step."""
+    the optimizer (the method's own, e.g. LARC, else AdamW unless named), after_step."""
     precision = resolve_precision(precision_name, device)
-    optimizer = build_optimizer(method.param_groups(), optimizer_name)
+    groups = method.param_groups()
+    optimizer = method.make_optimizer(groups) or build_optimizer(groups, optimizer_name)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler)
 
     def step(i: int) -> None:

@@ -82,8 +82,7 @@ def tiny_overrides(tmp_path, **extra):
 
 
 def test_a_linear_probe_on_a_random_trunk_learns_and_evaluate_reproduces_its_map(tmp_path, capsys):
-    # Not the SS-PRL-beats-random check: an SS-PRL pretraining of the mini ResNet long
-    # enough to show that takes minutes on a CPU (measured: 64 steps of 32 scenes, ~3 min).
+    # The SS-PRL-beats-random check is tests/test_ssprl_learns.py; this one is the probe alone.
     cfg = load_config(MultilabelFinetuneConfig, None, tiny_overrides(tmp_path))
     summary = run_finetune_multilabel(cfg, echo=lambda *a: None)
     scores = json.loads((tmp_path / "probe" / "eval.json").read_text())

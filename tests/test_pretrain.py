@@ -126,3 +126,10 @@ def test_method_dino_without_a_config_runs_the_dino_demo(capsys):
     assert main(["pretrain", "method=dino", "--show-config"]) == 0
     out = capsys.readouterr().out
     assert "method: dino" in out and "backbone: resnet_mini" in out
+
+
+def test_method_ssprl_without_a_config_runs_the_ssprl_demo(capsys):
+    assert main(["pretrain", "method=ssprl", "--show-config"]) == 0
+    out = capsys.readouterr().out
+    assert "method: ssprl" in out and "backbone: resnet_mini" in out
+    assert "lr: 10.0" in out and "size_crops:\n  - 56\n  - 24" in out

@@ -12,10 +12,12 @@ from humanssl import __version__
 from humanssl.config import load_config, to_dict
 from humanssl.errors import UserError
 
-# `humanssl pretrain` with no CONFIG: SOLIDER's demo unless another method is named (DINO's demo
-# then serves as the base that method=ssprl / saip adapt).
+# `humanssl pretrain` with no CONFIG: SOLIDER's demo unless another method is named; SS-PRL has
+# its own (scenes, not people); DINO's demo serves method=dino and is the base method=saip adapts.
 DEMO_PRETRAIN_SOLIDER = "demo_pretrain_solider.yaml"
 DEMO_PRETRAIN_DINO = "demo_pretrain_dino.yaml"
+DEMO_PRETRAIN_SSPRL = "demo_pretrain_ssprl.yaml"
+DEMO_PRETRAIN_BY_METHOD = {None: DEMO_PRETRAIN_SOLIDER, "solider": DEMO_PRETRAIN_SOLIDER, "ssprl": DEMO_PRETRAIN_SSPRL}
 DEMO_FINETUNE_REID = "demo_finetune_reid.yaml"
 DEMO_FINETUNE_MULTILABEL = "demo_finetune_multilabel.yaml"
 DEMO_FINETUNE_SVLL_REID = "demo_finetune_svll_reid.yaml"
@@ -69,7 +71,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from humanssl.pretrain import run_pretrain
     from humanssl.pretrain_config import PretrainConfig
 
-    demo = DEMO_PRETRAIN_SOLIDER if chosen_method(config, overrides) in (None, "solider") else DEMO_PRETRAIN_DINO
+    demo = DEMO_PRETRAIN_BY_METHOD.get(chosen_method(config, overrides), DEMO_PRETRAIN_DINO)
     return run_recipe(PretrainConfig, demo, config, overrides, args.show_config, run_pretrain)
 
 
@@ -248,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain", help="self-supervised pretraining (default: SOLIDER demo on built-in synthetic people, CPU)",
         description="Pretrain a backbone. With no arguments: the embedded SOLIDER demo (synthetic people, "
                     "mini Swin, CPU, a few minutes) with kNN re-id at lambda 0.2 and 1.0 before and after; "
-                    "method=dino alone runs the DINO demo (mini ResNet). Otherwise "
+                    "method=dino alone runs the DINO demo (mini ResNet), method=ssprl the SS-PRL demo "
+                    "(synthetic scenes). Otherwise "
                     "CONFIG.yaml and/or key=value overrides (e.g. train.epochs=10 data.root=/data); "
                     "overrides given without a CONFIG apply to the demo.")
     add_recipe_arguments(p, cmd_pretrain)
