@@ -179,6 +179,19 @@ def cmd_convert_solider(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_resnet(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from humanssl.hub.resnet_export import export_resnet_trunk
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UserError(f"{out} already exists; pass --force to replace it")
+    count = export_resnet_trunk(args.input, out, args.to)
+    print(f"wrote {out}: {count} tensors of the trunk in {args.to} naming")
+    return 0
+
+
 def cmd_sweep_lambda(args: argparse.Namespace) -> int:
     from humanssl.evaluate import parse_options
     from humanssl.sweep_lambda import run_sweep_lambda
@@ -374,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_gait_pretreat)
 
-    p = sub.add_parser("convert", help="official checkpoints in and out (safetensors <-> .pth)",
+    p = sub.add_parser("convert", help="official checkpoints in and out; pretrained trunks for detection code",
                        description="Convert released checkpoints of a system to humanssl's safetensors and back.")
     systems = p.add_subparsers(dest="system", metavar="SYSTEM", required=True)
     t = systems.add_parser(
@@ -391,6 +404,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow a full pickle (runs code from the file); only for files from a source you trust")
     t.add_argument("--force", action="store_true", help="replace OUT if it exists")
     t.set_defaults(func=cmd_convert_solider)
+    t = systems.add_parser(
+        "ssprl", help="an SS-PRL run's ResNet trunk for detection / segmentation (torchvision .pth, Detectron2 .pkl)",
+        description="RUN -> OUT writes the pretrained ResNet trunk of a humanssl pretraining run (a run, "
+                    "checkpoints or step folder): --to torchvision gives a state dict for "
+                    "torchvision.models.resnet50().load_state_dict(..., strict=False) (no fc); --to detectron2 "
+                    "gives a .pkl for MODEL.WEIGHTS with Detectron2's backbone names (stem, res2..res5).")
+    t.add_argument("input", metavar="RUN")
+    t.add_argument("-o", "--output", required=True, metavar="OUT")
+    t.add_argument("--to", choices=("torchvision", "detectron2"), default="torchvision",
+                   help="naming of the output (default torchvision)")
+    t.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    t.set_defaults(func=cmd_convert_resnet)
 
     p = sub.add_parser(
         "sweep-lambda", help="kNN re-id mAP / R1 of a SOLIDER Swin at several semantic weights (table, JSON, plot)",
