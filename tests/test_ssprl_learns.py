@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from importlib import resources
 
+from humanssl.cli import DEMO_FINETUNE_MULTILABEL, DEMO_PRETRAIN_SSPRL, demo_config_path
 from humanssl.config import load_config
 from humanssl.finetune_multilabel import run_finetune_multilabel
 from humanssl.finetune_multilabel_config import MultilabelFinetuneConfig
 from humanssl.pretrain import run_pretrain
 from humanssl.pretrain_config import PretrainConfig
-
-
-def demo(name: str):
-    return resources.files("humanssl") / "configs" / name
 
 
 def quiet(*_):
@@ -26,7 +23,7 @@ def probe_map(tmp_path, name: str, *more: str) -> float:
                   "data.synthetic.test_images=128", "transforms.size=40", "transforms.resize=48",
                   "train.epochs=10", "eval.every_epochs=100", "train.num_workers=0", "train.progress=false",
                   f"train.output_dir={tmp_path}", f"train.run_name={name}", *more]
-    with resources.as_file(demo("demo_finetune_multilabel.yaml")) as path:
+    with resources.as_file(demo_config_path(DEMO_FINETUNE_MULTILABEL)) as path:
         cfg = load_config(MultilabelFinetuneConfig, path, overrides)
     return run_finetune_multilabel(cfg, echo=quiet)["eval"]["final"]["mAP"]
 
@@ -39,7 +36,7 @@ def test_ssprl_pretraining_beats_a_random_trunk_under_the_linear_probe(tmp_path)
                  "ssprl_views.loc_size_crops=[48,54]", "ssprl_views.loc_size_patches=[24,18]",
                  "ssprl.hidden_mlp=256", "train.max_steps=24", "train.epochs=100", "train.num_workers=0",
                  "train.progress=false", f"train.output_dir={tmp_path}", "train.run_name=ssprl"]
-    with resources.as_file(demo("demo_pretrain_ssprl.yaml")) as path:
+    with resources.as_file(demo_config_path(DEMO_PRETRAIN_SSPRL)) as path:
         summary = run_pretrain(load_config(PretrainConfig, path, overrides), echo=quiet)
     assert summary["finished"] and summary["steps"] == 24
     random_trunk = probe_map(tmp_path, "random")

@@ -161,14 +161,19 @@ def cmd_gait_pretreat(args: argparse.Namespace) -> int:
     return 0
 
 
+def refuse_existing(out, force: bool) -> None:
+    """A converter never replaces an existing file unless --force is given."""
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists; pass --force to replace it")
+
+
 def cmd_convert_solider(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from humanssl import hub
 
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UserError(f"{out} already exists; pass --force to replace it")
+    refuse_existing(out, args.force)
     if out.suffix == ".safetensors":
         if args.to:
             raise UserError("--to chooses the layout of a .pth output; a .safetensors output is always a bare backbone")
@@ -185,8 +190,7 @@ def cmd_convert_resnet(args: argparse.Namespace) -> int:
     from humanssl.hub.resnet_export import export_resnet_trunk
 
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UserError(f"{out} already exists; pass --force to replace it")
+    refuse_existing(out, args.force)
     count = export_resnet_trunk(args.input, out, args.to)
     print(f"wrote {out}: {count} tensors of the trunk in {args.to} naming")
     return 0
@@ -412,8 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "gives a .pkl for MODEL.WEIGHTS with Detectron2's backbone names (stem, res2..res5).")
     t.add_argument("input", metavar="RUN")
     t.add_argument("-o", "--output", required=True, metavar="OUT")
-    t.add_argument("--to", choices=("torchvision", "detectron2"), default="torchvision",
-                   help="naming of the output (default torchvision)")
+    t.add_argument("--to", default="torchvision",  # checked by hub.resnet_export, which lists the layouts
+                   help="naming of the output: torchvision or detectron2 (default torchvision)")
     t.add_argument("--force", action="store_true", help="replace OUT if it exists")
     t.set_defaults(func=cmd_convert_resnet)
 

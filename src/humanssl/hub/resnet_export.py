@@ -9,6 +9,7 @@ Its ResNet names the stem `stem.conv1` (with its BN as `stem.conv1.norm`), the s
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
 from pathlib import Path
@@ -45,15 +46,13 @@ def export_resnet_trunk(src: str | Path, out: str | Path, layout: str) -> int:
     if layout not in LAYOUTS:
         raise UserError(f"--to {layout!r}: expected one of {', '.join(LAYOUTS)}")
     trunk = trunk_from_run(src)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
     if layout == "torchvision":
-        torch.save(trunk, tmp)
-        written = len(trunk)
+        buffer = io.BytesIO()
+        torch.save(trunk, buffer)
+        data, written = buffer.getvalue(), len(trunk)
     else:
         model = {detectron2_name(k): v.numpy() for k, v in trunk.items() if not k.endswith("num_batches_tracked")}
-        with open(tmp, "wb") as f:
-            pickle.dump({"model": model, "__author__": "humanssl", "matching_heuristics": True}, f)
+        data = pickle.dumps({"model": model, "__author__": "humanssl", "matching_heuristics": True})
         written = len(model)
-    tmp.replace(out)  # never a half-written file under the final name
+    checkpoint.write_atomically(Path(out), data)  # never a half-written file under the final name
     return written
