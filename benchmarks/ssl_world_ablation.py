@@ -56,7 +56,9 @@ def switch_off(names: set[str], cast: float = 1.0) -> None:
     def sample_camera(seed, camid):
         c = camera(seed, camid)
         k = 0.0 if "cast" in names else cast
-        change = {"gain": tuple(1 + (g - 1) * k for g in c.gain), "brightness": 1 + (c.brightness - 1) * k}
+        change = {}
+        if k != 1.0:  # as shipped, bit for bit, unless asked
+            change = {"gain": tuple(1 + (g - 1) * k for g in c.gain), "brightness": 1 + (c.brightness - 1) * k}
         if "view" in names:
             change["view_p"] = 0.25
         if "scale" in names:
