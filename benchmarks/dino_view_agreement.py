@@ -19,6 +19,7 @@ backbone's pooled feature and the head output:
 from __future__ import annotations
 
 import argparse
+import random
 
 import torch
 import torch.nn.functional as F
@@ -46,24 +47,39 @@ def same_image_cosine(features: torch.Tensor) -> float:
     return (f[:half] * f[half:]).sum(-1).mean().item()
 
 
-def agreement(overrides: list[str], images: int) -> tuple[float, float, float]:
+def demo_config(overrides: list[str]):
     from humanssl.cli import DEMO_PRETRAIN_DINO, demo_config_path
     from humanssl.config import load_config
-    from humanssl.data.collate import collate_samples
-    from humanssl.data.device_multicrop import DeviceMultiCrop
-    from humanssl.pretrain import build_dataset, build_method
     from humanssl.pretrain_config import PretrainConfig
 
-    cfg = load_config(PretrainConfig, demo_config_path(DEMO_PRETRAIN_DINO), ["crops.local_number=0", *overrides])
+    return load_config(PretrainConfig, demo_config_path(DEMO_PRETRAIN_DINO), ["crops.local_number=0", *overrides])
+
+
+def fresh_teacher():
+    """The demo's teacher at initialisation; crop settings do not change it, so one serves all rows."""
+    from humanssl.pretrain import build_method
+
+    cfg = demo_config([])
     torch.manual_seed(cfg.train.seed)
-    data, method = build_dataset(cfg), build_method(cfg)
+    return build_method(cfg).teacher
+
+
+def agreement(teacher, overrides: list[str], images: int) -> tuple[float, float, float]:
+    from humanssl.data.collate import collate_samples
+    from humanssl.data.device_multicrop import DeviceMultiCrop
+    from humanssl.pretrain import build_dataset
+
+    cfg = demo_config(overrides)
+    torch.manual_seed(cfg.train.seed)  # the same crop draws in every row (blur radii come from `random`)
+    random.seed(cfg.train.seed)
+    data = build_dataset(cfg)
     batch = collate_samples([data[i] for i in range(images)])
     if cfg.crops.on_device:
         batch = DeviceMultiCrop(cfg.crops)(batch)
     x = torch.cat(batch["image"][:2])
     with torch.no_grad():
-        pooled = method.teacher.backbone(x)
-        head = method.teacher.head(pooled)
+        pooled = teacher.backbone(x)
+        head = teacher.head(pooled)
     return same_image_cosine(x.flatten(1)), same_image_cosine(pooled), same_image_cosine(head)
 
 
@@ -71,14 +87,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--off", default="", help=f"world effects to switch off: {', '.join(SWITCHES)}")
     parser.add_argument("--set", nargs="*", default=[], help="extra config overrides for the full-recipe row")
-    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--images", type=int, default=256)
     args = parser.parse_args()
     switch_off({s for s in args.off.split(",") if s})
     rows = {"full recipe (demo)": args.set, "mild views": MILD + args.set, "no augmentation": NO_AUGMENTATION}
     rows.update({f"only {name}": NO_AUGMENTATION + extra for name, extra in ONE_AT_A_TIME.items()})
+    teacher = fresh_teacher()
     print(f"{'views':28s} raw crops  backbone  head   (same-image cosine, batch mean removed)")
     for name, overrides in rows.items():
-        raw, pooled, head = agreement(overrides, args.images)
+        raw, pooled, head = agreement(teacher, overrides, args.images)
         print(f"{name:28s} {raw:9.3f} {pooled:9.3f} {head:6.3f}")
 
 

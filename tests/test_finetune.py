@@ -14,6 +14,7 @@ from humanssl.errors import UserError
 from humanssl.finetune import build_backbone, run_finetune
 from humanssl.finetune_config import FinetuneConfig, ModelConfig
 from humanssl.models.backbones import create_backbone
+from tests.quiet import quiet
 
 SMALL = [  # 64x32 people, mini ResNet, CPU
     "data.dataset=synthetic", "data.synthetic.image_size=[64,32]", "data.synthetic.distractors=10",
@@ -24,9 +25,6 @@ SMALL = [  # 64x32 people, mini ResNet, CPU
 TINY = SMALL + ["data.synthetic.train_ids=8", "data.synthetic.test_ids=6", "data.synthetic.images_per_camera=1",
                 "data.synthetic.distractors=2", "data.synthetic.junk=1", "sampler.p=4", "sampler.k=2"]
 
-
-def quiet(*args, **kwargs):
-    pass
 
 
 def config(tmp_path, base, *more):

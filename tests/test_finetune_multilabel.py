@@ -16,6 +16,7 @@ from humanssl.finetune_multilabel import labelled_subset, run_finetune_multilabe
 from humanssl.finetune_multilabel_config import MultilabelFinetuneConfig
 from humanssl.methods.multilabel_finetune import MultilabelFinetune, multilabel_bce
 from humanssl.models.backbones import create_backbone
+from tests.quiet import quiet
 
 
 def tiny_trunk():
@@ -84,7 +85,7 @@ def tiny_overrides(tmp_path, **extra):
 def test_a_linear_probe_on_a_random_trunk_learns_and_evaluate_reproduces_its_map(tmp_path, capsys):
     # The SS-PRL-beats-random check is tests/test_ssprl_learns.py; this one is the probe alone.
     cfg = load_config(MultilabelFinetuneConfig, None, tiny_overrides(tmp_path))
-    summary = run_finetune_multilabel(cfg, echo=lambda *a: None)
+    summary = run_finetune_multilabel(cfg, echo=quiet)
     scores = json.loads((tmp_path / "probe" / "eval.json").read_text())
     assert summary["finished"] and scores["final"]["epoch"] == 12
     assert [r["epoch"] for r in scores["during training"]] == [4, 8]

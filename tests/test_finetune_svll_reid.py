@@ -17,6 +17,7 @@ pytest.importorskip("open_clip")
 from humanssl.evaluate import run_evaluate_reid  # noqa: E402
 from humanssl.finetune_svll_reid import FROZEN, TRAINED, run_finetune_svll_reid  # noqa: E402
 from humanssl.finetune_svll_reid_config import SvllReidConfig  # noqa: E402
+from tests.quiet import quiet
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEMO = "demo_finetune_svll_reid.yaml"
@@ -25,9 +26,6 @@ FAST = ["train.num_workers=0", "train.progress=false", "train.device=cpu", "trai
 TINY = FAST + ["data.synthetic.train_ids=8", "data.synthetic.test_ids=6", "data.synthetic.images_per_camera=1",
                "sampler.p=4", "sampler.k=2", "stage1.batch_size=8", "eval.baselines=false"]
 
-
-def quiet(*args, **kwargs):
-    pass
 
 
 def config(tmp_path, *overrides):

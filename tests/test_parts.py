@@ -13,6 +13,7 @@ from humanssl.evaluate import load_backbone
 from humanssl.methods.part_labels import part_labels
 from humanssl.models.backbones import create_backbone
 from humanssl.parts import ALPHA, PART_COLOURS, compute_parts, overlay, run_parts
+from tests.quiet import quiet
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +24,6 @@ def folder(tmp_path_factory):
         world.render(pid, 1, 0).save(root / f"p{pid}.png")
     return root
 
-
-def quiet(*a, **k):
-    pass
 
 
 def test_overlay_tints_parts_and_leaves_background_clear():

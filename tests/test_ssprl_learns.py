@@ -11,10 +11,8 @@ from humanssl.finetune_multilabel import run_finetune_multilabel
 from humanssl.finetune_multilabel_config import MultilabelFinetuneConfig
 from humanssl.pretrain import run_pretrain
 from humanssl.pretrain_config import PretrainConfig
+from tests.quiet import quiet
 
-
-def quiet(*_):
-    pass
 
 
 def probe_map(tmp_path, name: str, *more: str) -> float:

@@ -14,12 +14,10 @@ from humanssl.eval.reid import evaluate_features
 from humanssl.evaluate import extract_features, load_backbone
 from humanssl.models.backbones import create_backbone
 from humanssl.sweep_lambda import check_lambdas, features_per_lambda, run_sweep_lambda
+from tests.quiet import quiet
 
 SIZE = ["--image-size", "96", "32"]
 
-
-def quiet(*a, **k):
-    pass
 
 
 def test_cli_writes_table_json_and_plot(swin_mini_weights, tmp_path, capsys):

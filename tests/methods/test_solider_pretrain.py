@@ -11,6 +11,7 @@ from humanssl.engine import checkpoint
 from humanssl.errors import UserError
 from humanssl.pretrain import build_method, run_pretrain
 from humanssl.pretrain_config import PretrainConfig
+from tests.quiet import quiet
 
 TINY = [
     "method=solider", "model.backbone=swin_mini", "model.drop_path=0.1",
@@ -33,7 +34,7 @@ def records(run):
 
 
 def test_solider_steps_through_the_engine(tmp_path):
-    summary = run_pretrain(tiny(tmp_path, "train.max_steps=4", "train.run_name=r"), echo=lambda *a: None)
+    summary = run_pretrain(tiny(tmp_path, "train.max_steps=4", "train.run_name=r"), echo=quiet)
     assert summary["finished"] and summary["steps"] == 4
     logged = records(tmp_path / "r")
     assert all(torch.isfinite(torch.tensor([r["dino"], r["semantic"]])).all() for r in logged)
@@ -46,9 +47,9 @@ def test_solider_steps_through_the_engine(tmp_path):
 
 def test_solider_resume_is_bitwise_exact(tmp_path):
     common = ["train.max_steps=4", "train.checkpoint_every=2"]
-    run_pretrain(tiny(tmp_path, *common, "train.run_name=full"), echo=lambda *a: None)
-    run_pretrain(tiny(tmp_path, *common, "train.run_name=cut", "train.stop_after_steps=2"), echo=lambda *a: None)
-    resumed = run_pretrain(tiny(tmp_path, *common, "train.run_name=cut", "train.resume=auto"), echo=lambda *a: None)
+    run_pretrain(tiny(tmp_path, *common, "train.run_name=full"), echo=quiet)
+    run_pretrain(tiny(tmp_path, *common, "train.run_name=cut", "train.stop_after_steps=2"), echo=quiet)
+    resumed = run_pretrain(tiny(tmp_path, *common, "train.run_name=cut", "train.resume=auto"), echo=quiet)
     assert resumed["finished"] and resumed["steps"] == 4
     a = load_file(str(checkpoint.resolve(tmp_path / "full") / "model.safetensors"))
     b = load_file(str(checkpoint.resolve(tmp_path / "cut") / "model.safetensors"))
@@ -58,7 +59,7 @@ def test_solider_resume_is_bitwise_exact(tmp_path):
 
 
 def test_init_from_a_dino_run_takes_its_student_and_teacher(tmp_path):
-    run_pretrain(tiny(tmp_path, "method=dino", "train.max_steps=1", "train.run_name=dino"), echo=lambda *a: None)
+    run_pretrain(tiny(tmp_path, "method=dino", "train.max_steps=1", "train.run_name=dino"), echo=quiet)
     dino = load_file(str(checkpoint.resolve(tmp_path / "dino") / "model.safetensors"))
     method = build_method(tiny(tmp_path, f"model.init={tmp_path / 'dino'}"))
     state = method.state_dict()
