@@ -100,7 +100,8 @@ class Rendered(torch.utils.data.Dataset):
 
 
 def knn_sets(cfg: PretrainConfig) -> tuple[Rendered, Rendered]:
-    world = SyntheticPersons(seed=cfg.train.seed, num_cameras=cfg.knn.cameras, image_size=tuple(cfg.crops.global_size))
+    world = SyntheticPersons(seed=cfg.train.seed, num_cameras=cfg.knn.cameras, image_size=tuple(cfg.crops.global_size),
+                             effects=cfg.data.synthetic_effects)
     query, gallery = labeled_split(world, cfg.knn.identities, first_pid=cfg.data.synthetic_identities + 1,
                                    images_per_camera=cfg.knn.images_per_camera,
                                    cameras_per_identity=cfg.knn.cameras_per_identity)

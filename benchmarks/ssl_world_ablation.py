@@ -1,7 +1,7 @@
 """Experiment (not a test): which parts of the synthetic person world stop self-supervision from
 learning identities at CPU scale?
 
-It switches camera effects of `humanssl.data.synthetic` off (for this process only), then either
+It switches camera effects of `humanssl.data.synthetic` off, then either
   * runs a small SimCLR probe (the DINO demo's two global crops, mini ResNet, 2-layer projector,
     NT-Xent at temperature 0.2, AdamW) and prints kNN re-id mAP / R1 every `--every` steps, or
   * with `-- pretrain ...` after the options, runs that `humanssl` command in the altered world
@@ -19,6 +19,9 @@ Switches (`--off`, comma-separated):
   loose     boxes as tight as a detector's: person heights 0.8-0.95 of the image, not 0.55-0.93
   colour    scenes muted: saturation x0.25, contrast x0.5 (textures and camera hues stay)
 `--cast S` scales every camera's colour cast and brightness towards neutral (1 = as shipped).
+cast, occlusion, view, loose, colour and --cast are the world's own dials
+(`data.synthetic_effects`, humanssl/data/synthetic_effects.py), handed to the run as overrides;
+the other switches are patched into this process. `scale` wins over `loose`.
 
     python benchmarks/ssl_world_ablation.py --off scenery,cast,occlusion,view --steps 150
     python benchmarks/ssl_world_ablation.py --off scenery -- pretrain method=dino train.seed=1
@@ -32,53 +35,56 @@ import sys
 import time
 
 import torch
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageFilter
 
 from humanssl.data import synthetic_render as R
 
 SWITCHES = ("scenery", "blur", "window", "cameras", "cast", "occlusion", "view", "scale", "loose", "colour")
 
 
-def switch_off(names: set[str], cast: float = 1.0) -> None:
-    """Replace the world's samplers so the named camera effects vanish (this process only)."""
+# Switches that are camera effects of the world itself (humanssl.data.synthetic_effects): they
+# become `data.synthetic_effects` overrides; the others are patched into this process below.
+EFFECTS = {
+    "cast": ["data.synthetic_effects.cast=0"],
+    "occlusion": ["data.synthetic_effects.occlusion=0"],
+    "view": ["data.synthetic_effects.view_bias=0"],
+    "loose": ["data.synthetic_effects.person_height=[0.8,0.95]"],
+    "colour": ["data.synthetic_effects.scenery_saturation=0.25", "data.synthetic_effects.scenery_contrast=0.5"],
+}
+
+
+def switch_off(names: set[str], cast: float = 1.0) -> list[str]:
+    """Patch the world's samplers so the named non-effect switches vanish (this process only);
+    return the config overrides for the named camera effects (and `--cast`)."""
     unknown = names - set(SWITCHES)
     if unknown:
         raise SystemExit(f"--off: unknown {sorted(unknown)}; choose from {', '.join(SWITCHES)}")
+    if "scale" in names:
+        names = names - {"loose"}
     pose, camera, scene = R.sample_pose, R.sample_camera, R.camera_background
 
     def sample_pose(seed, pid, camid, index, cam):
         p = pose(seed, pid, camid, index, cam)
-        change = {"scenery_x": 0.5} if "window" in names else {}
-        if "occlusion" in names:
-            change["occluder"] = None
-        return dataclasses.replace(p, **change)
+        return dataclasses.replace(p, scenery_x=0.5) if "window" in names else p
 
     def sample_camera(seed, camid):
         c = camera(seed, camid)
-        k = 0.0 if "cast" in names else cast
-        change = {}
-        if k != 1.0:  # as shipped, bit for bit, unless asked
-            change = {"gain": tuple(1 + (g - 1) * k for g in c.gain), "brightness": 1 + (c.brightness - 1) * k}
-        if "view" in names:
-            change["view_p"] = 0.25
-        if "scale" in names:
-            change["scale"] = 0.9
-        elif "loose" in names:  # the shipped range 0.55-0.93 mapped onto 0.8-0.95
-            change["scale"] = 0.8 + (c.scale - 0.55) / 0.38 * 0.15
-        return dataclasses.replace(c, **change)
+        return dataclasses.replace(c, scale=0.9) if "scale" in names else c
 
     def camera_background(seed, camid, size):
         if "scenery" in names:
             return Image.new("RGB", (2 * size[1], size[0]), (120, 120, 120))
         img = scene(seed, 1 if "cameras" in names else camid, size)
-        if "colour" in names:
-            img = ImageEnhance.Contrast(ImageEnhance.Color(img).enhance(0.25)).enhance(0.5)
         return img.filter(ImageFilter.GaussianBlur(radius=size[0] / 4)) if "blur" in names else img
 
     R.sample_pose, R.sample_camera, R.camera_background = sample_pose, sample_camera, camera_background
+    overrides = [o for name in sorted(names & set(EFFECTS)) for o in EFFECTS[name]]
+    if cast != 1.0 and "cast" not in names:
+        overrides.append(f"data.synthetic_effects.cast={cast}")
+    return overrides
 
 
-def simclr_probe(args) -> None:
+def simclr_probe(args, effects: list[str]) -> None:
     from humanssl.cli import DEMO_PRETRAIN_DINO, demo_config_path
     from humanssl.config import load_config
     from humanssl.data.collate import collate_samples
@@ -88,7 +94,7 @@ def simclr_probe(args) -> None:
     from humanssl.pretrain import build_dataset, knn_sets
     from humanssl.pretrain_config import PretrainConfig
 
-    cfg = load_config(PretrainConfig, demo_config_path(DEMO_PRETRAIN_DINO), [f"train.seed={args.seed}"])
+    cfg = load_config(PretrainConfig, demo_config_path(DEMO_PRETRAIN_DINO), [f"train.seed={args.seed}", *effects])
     torch.manual_seed(args.seed)
     data, (query, gallery) = build_dataset(cfg), knn_sets(cfg)
     cpu = torch.device("cpu")
@@ -130,13 +136,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cast", type=float, default=1.0, help="colour cast strength, 0 none, 1 as shipped")
     args = parser.parse_args(argv[: argv.index("--")] if command is not None else argv)
-    switch_off({s for s in args.off.split(",") if s}, args.cast)
+    effects = switch_off({s for s in args.off.split(",") if s}, args.cast)
     if command is None:
-        simclr_probe(args)
+        simclr_probe(args, effects)
         return
     from humanssl.cli import main as humanssl
 
-    sys.exit(humanssl(command))
+    sys.exit(humanssl([*command, *effects]))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ from humanssl.pretrain_config import DataConfig, PretrainConfig
 
 def build_unlabeled(cfg: DataConfig, transform, seed: int, image_size: tuple[int, int]):
     if cfg.source == "synthetic":
-        world = SyntheticPersons(seed=world_seed(cfg, seed), num_cameras=cfg.synthetic_cameras, image_size=image_size)
+        world = SyntheticPersons(seed=world_seed(cfg, seed), num_cameras=cfg.synthetic_cameras, image_size=image_size,
+                                 effects=cfg.synthetic_effects)
         return SyntheticUnlabeled(cfg.synthetic_images, cfg.synthetic_identities, world, transform=transform)
     if cfg.root is None:
         raise UserError(f"data.root is required when data.source={cfg.source}")
@@ -119,7 +120,8 @@ def load_networks(method, path: str) -> None:
 def knn_sets(cfg: PretrainConfig):
     """Labelled synthetic query/gallery with ids after the pretraining ids (never seen in training)."""
     size = cfg.knn.image_size or cfg.crops.global_size
-    world = SyntheticPersons(seed=world_seed(cfg.data, cfg.train.seed), num_cameras=cfg.knn.cameras, image_size=size)
+    world = SyntheticPersons(seed=world_seed(cfg.data, cfg.train.seed), num_cameras=cfg.knn.cameras, image_size=size,
+                             effects=cfg.data.synthetic_effects)
     query, gallery = labeled_split(world, cfg.knn.identities, first_pid=cfg.data.synthetic_identities + 1,
                                    images_per_camera=cfg.knn.images_per_camera,
                                    cameras_per_identity=cfg.knn.cameras_per_identity)

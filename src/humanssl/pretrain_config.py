@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from humanssl.data.saip_views import SaipViewsConfig
+from humanssl.data.synthetic_effects import CameraEffects
 from humanssl.data.ssprl_views import SSPRLViewsConfig
 from humanssl.data.transforms import MultiCropConfig
 from humanssl.engine.settings import OptimConfig, TrainConfig
@@ -31,6 +32,9 @@ class DataConfig:
     synthetic_identities: int = 400
     synthetic_cameras: int = 300  # scenes of the unlabelled stream: many, like LUPerson's videos
     synthetic_seed: int | None = None  # default: train.seed
+    # how strongly cameras mark their images, in the training stream and the kNN sets alike;
+    # the defaults are the world as designed (humanssl/data/synthetic_effects.py)
+    synthetic_effects: CameraEffects = field(default_factory=CameraEffects)
     max_bad_fraction: float = 0.01  # stop when more than this fraction of image reads fail
 
 

@@ -11,6 +11,7 @@ give a bit-identical image in any process, and another seed gives another world.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from PIL import Image
 
 from ..errors import UserError
 from . import synthetic_render as R
+from .synthetic_effects import CameraEffects
 
 # Pose indices of labelled images start here so they never coincide with the unlabelled
 # stream's poses (0 .. num_images-1): a pretraining image is never a test image verbatim.
@@ -32,11 +34,13 @@ MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
 
 @dataclass
 class SyntheticPersons:
-    """The world: who exists (any pid >= 1), which cameras (1..num_cameras), image size (H, W)."""
+    """The world: who exists (any pid >= 1), which cameras (1..num_cameras), image size (H, W),
+    and how strongly the cameras mark their images (`effects`; the default is the designed world)."""
 
     seed: int = 0
     num_cameras: int = 6
     image_size: tuple[int, int] = (256, 128)
+    effects: CameraEffects = field(default_factory=CameraEffects)
     # Camera backgrounds and the noise field are the costly parts and never change: cache them.
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -49,6 +53,8 @@ class SyntheticPersons:
         if len(size) != 2 or size[0] < 16 or size[1] < 8:
             raise UserError(f"synthetic world: image_size must be (H, W), H >= 16, W >= 8; got {self.image_size!r}")
         self.seed, self.num_cameras, self.image_size = int(self.seed), int(self.num_cameras), size
+        if not isinstance(self.effects, CameraEffects):
+            raise UserError(f"synthetic world: effects must be a CameraEffects, got {type(self.effects).__name__}")
 
     def render(self, pid: int, camid: int, index: int) -> Image.Image:
         """RGB image of person `pid` in camera `camid` (1-based), pose `index` (>= 0); W x H."""
@@ -57,8 +63,11 @@ class SyntheticPersons:
     def render_with_layout(self, pid: int, camid: int, index: int) -> tuple[Image.Image, dict]:
         """The image and where things are: {"torso": box, "person": box, "view": str, ...}."""
         self._check(pid, camid, index)
-        cam = R.sample_camera(self.seed, camid)
+        cam = self.effects.on_camera(R.sample_camera(self.seed, camid))
         pose = R.sample_pose(self.seed, pid, camid, index, cam)
+        if pose.occluder is not None and not self.effects.keeps_occluder(R.rng(self.seed, R.OCCLUDER, pid, camid,
+                                                                                index).random()):
+            pose = dataclasses.replace(pose, occluder=None)
         return R.paint(self._background(camid), self._noise(), R.sample_identity(self.seed, pid), cam, pose)
 
     def _check(self, pid: int, camid: int, index: int) -> None:
@@ -72,7 +81,7 @@ class SyntheticPersons:
     def _background(self, camid: int) -> Image.Image:
         key = ("bg", camid)
         if key not in self._cache:
-            self._cache[key] = R.camera_background(self.seed, camid, self.image_size)
+            self._cache[key] = self.effects.on_scene(R.camera_background(self.seed, camid, self.image_size))
         return self._cache[key]
 
     def _noise(self) -> np.ndarray:

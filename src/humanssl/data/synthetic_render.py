@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 # One stream tag per kind of randomness: streams never share draws, so each part of the
 # world can change (more cameras, another split) without reshuffling the others.
-IDENTITY, CAMERA, POSE, BACKGROUND, NOISE, SPLIT, STREAM, WRITER = range(1, 9)
+IDENTITY, CAMERA, POSE, BACKGROUND, NOISE, SPLIT, STREAM, WRITER, OCCLUDER = range(1, 10)
 
 VIEWS = ("front", "right", "back", "left")  # left/right: the side view, facing that way
 
