@@ -68,8 +68,8 @@ def test_occlusion_dial_keeps_a_seeded_subset_of_the_occluders():
 
 
 def test_scenery_with_no_colour_and_no_contrast_is_a_flat_grey_wall():
-    w = world(scenery_saturation=0.0, scenery_contrast=0.0)
-    scene = np.asarray(w._background(2), dtype=np.int16)
+    flat = CameraEffects(scenery_saturation=0.0, scenery_contrast=0.0)
+    scene = np.asarray(flat.on_scene(R.camera_background(0, 2, SIZE)), dtype=np.int16)
     assert scene.std(axis=(0, 1)).max() == 0 and len(set(scene[0, 0].tolist())) == 1
     muted = np.asarray(world(scenery_saturation=0.25).render(4, 2, 5))
     assert not np.array_equal(muted, np.asarray(world().render(4, 2, 5)))

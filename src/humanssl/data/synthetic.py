@@ -65,9 +65,9 @@ class SyntheticPersons:
         self._check(pid, camid, index)
         cam = self.effects.on_camera(R.sample_camera(self.seed, camid))
         pose = R.sample_pose(self.seed, pid, camid, index, cam)
-        if pose.occluder is not None and not self.effects.keeps_occluder(R.rng(self.seed, R.OCCLUDER, pid, camid,
-                                                                                index).random()):
-            pose = dataclasses.replace(pose, occluder=None)
+        if pose.occluder is not None and self.effects.occlusion < 1.0:  # the designed world draws nothing more
+            if not self.effects.keeps_occluder(R.rng(self.seed, R.OCCLUDER, pid, camid, index).random()):
+                pose = dataclasses.replace(pose, occluder=None)
         return R.paint(self._background(camid), self._noise(), R.sample_identity(self.seed, pid), cam, pose)
 
     def _check(self, pid: int, camid: int, index: int) -> None:

@@ -39,18 +39,19 @@ class CameraEffects:
     scenery_contrast: float = 1.0
 
     def __post_init__(self) -> None:
+        where = "synthetic camera effects (data.synthetic_effects)"
         for name in ("cast", "view_bias", "occlusion"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise UserError(f"synthetic camera effects (data.synthetic_effects): {name} must be a number in 0..1, got {value!r}")
+                raise UserError(f"{where}: {name} must be a number in 0..1, got {value!r}")
         for name in ("scenery_saturation", "scenery_contrast"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0.0:
-                raise UserError(f"synthetic camera effects (data.synthetic_effects): {name} must be a number >= 0, got {value!r}")
+                raise UserError(f"{where}: {name} must be a number >= 0, got {value!r}")
         heights = tuple(self.person_height)
         if len(heights) != 2 or not 0.0 < heights[0] <= heights[1] <= 1.0:
-            raise UserError("synthetic camera effects (data.synthetic_effects): person_height must be (low, high) with "
-                            f"0 < low <= high <= 1, got {self.person_height!r}")
+            raise UserError(f"{where}: person_height must be (low, high) with 0 < low <= high <= 1, "
+                            f"got {self.person_height!r}")
         object.__setattr__(self, "person_height", (float(heights[0]), float(heights[1])))
 
     def on_camera(self, cam):
@@ -70,7 +71,7 @@ class CameraEffects:
 
     def keeps_occluder(self, draw: float) -> bool:
         """Whether an occluder survives, given a uniform draw in [0, 1) of its own stream."""
-        return self.occlusion >= 1.0 or draw < self.occlusion
+        return draw < self.occlusion
 
     def on_scene(self, scene: Image.Image) -> Image.Image:
         if self.scenery_saturation != 1.0:
