@@ -11,7 +11,6 @@ give a bit-identical image in any process, and another seed gives another world.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +63,7 @@ class SyntheticPersons:
         """The image and where things are: {"torso": box, "person": box, "view": str, ...}."""
         self._check(pid, camid, index)
         cam = self.effects.on_camera(R.sample_camera(self.seed, camid))
-        pose = R.sample_pose(self.seed, pid, camid, index, cam)
-        if pose.occluder is not None and self.effects.occlusion < 1.0:  # the designed world draws nothing more
-            if not self.effects.keeps_occluder(R.rng(self.seed, R.OCCLUDER, pid, camid, index).random()):
-                pose = dataclasses.replace(pose, occluder=None)
+        pose = self.effects.on_pose(R.sample_pose(self.seed, pid, camid, index, cam), self.seed, pid, camid, index)
         return R.paint(self._background(camid), self._noise(), R.sample_identity(self.seed, pid), cam, pose)
 
     def _check(self, pid: int, camid: int, index: int) -> None:

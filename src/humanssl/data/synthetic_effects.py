@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from PIL import Image, ImageEnhance
 
 from ..errors import UserError
+from . import synthetic_render as R
 
-DESIGNED_HEIGHTS = (0.55, 0.93)  # the range a camera's person height / image height is drawn in
-EVEN_VIEW_P = 0.25  # four viewpoints drawn evenly: no camera prefers its own
+DESIGNED_HEIGHTS = R.PERSON_HEIGHTS
+EVEN_VIEW_P = 1.0 / len(R.VIEWS)  # every viewpoint equally likely: no camera prefers its own
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,14 @@ class CameraEffects:
             change["scale"] = new_lo + (cam.scale - lo) / (hi - lo) * (new_hi - new_lo)
         return dataclasses.replace(cam, **change) if change else cam
 
-    def keeps_occluder(self, draw: float) -> bool:
-        """Whether an occluder survives, given a uniform draw in [0, 1) of its own stream."""
-        return draw < self.occlusion
+    def on_pose(self, pose, seed: int, pid: int, camid: int, index: int):
+        """The pose (synthetic_render.Pose) with its occluder kept or dropped by a seeded draw of
+        its own stream, so the other draws of the pose never shift; the designed world draws nothing."""
+        if pose.occluder is None or self.occlusion >= 1.0:
+            return pose
+        if R.rng(seed, R.OCCLUDER, pid, camid, index).random() < self.occlusion:
+            return pose
+        return dataclasses.replace(pose, occluder=None)
 
     def on_scene(self, scene: Image.Image) -> Image.Image:
         if self.scenery_saturation != 1.0:
@@ -79,4 +85,3 @@ class CameraEffects:
         if self.scenery_contrast != 1.0:
             scene = ImageEnhance.Contrast(scene).enhance(self.scenery_contrast)
         return scene
-

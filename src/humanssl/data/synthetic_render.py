@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 IDENTITY, CAMERA, POSE, BACKGROUND, NOISE, SPLIT, STREAM, WRITER, OCCLUDER = range(1, 10)
 
 VIEWS = ("front", "right", "back", "left")  # left/right: the side view, facing that way
+PERSON_HEIGHTS = (0.55, 0.93)  # the range a camera's person height / image height is drawn in
 
 Colour = tuple[int, int, int]
 
@@ -157,7 +158,7 @@ def sample_camera(seed: int, camid: int) -> Camera:
         view_p=float(g.uniform(0.6, 0.85)),
         gain=tuple(float(x) for x in g.uniform(0.85, 1.15, 3)),
         brightness=float(g.uniform(0.8, 1.15)),
-        scale=float(g.uniform(0.55, 0.93)),
+        scale=float(g.uniform(*PERSON_HEIGHTS)),
         occlusion_p=float(g.uniform(0.0, 0.35)),
         noise_sigma=float(g.uniform(2.0, 7.0)),
         shadow=tuple(int(x) for x in g.uniform(20, 70, 3)),
