@@ -40,7 +40,7 @@ from humanssl.eval.reid import evaluate_features
 from humanssl.methods.dino import DINO
 from humanssl.models.saip_network import saip_backbone
 from humanssl.models.saip_vit import freeze_unreached_by_pooled
-from humanssl.pretrain import build_dataset, build_method
+from humanssl.pretrain import build_dataset, build_method, world_seed
 from humanssl.pretrain_config import PretrainConfig
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "saip_vit_tiny.yaml"
@@ -100,8 +100,9 @@ class Rendered(torch.utils.data.Dataset):
 
 
 def knn_sets(cfg: PretrainConfig) -> tuple[Rendered, Rendered]:
-    world = SyntheticPersons(seed=cfg.train.seed, num_cameras=cfg.knn.cameras, image_size=tuple(cfg.crops.global_size),
-                             effects=cfg.data.synthetic_effects)
+    # the training stream's world (data.synthetic_seed when set), so the test ids are unseen people of it
+    world = SyntheticPersons(seed=world_seed(cfg.data, cfg.train.seed), num_cameras=cfg.knn.cameras,
+                             image_size=tuple(cfg.crops.global_size), effects=cfg.data.synthetic_effects)
     query, gallery = labeled_split(world, cfg.knn.identities, first_pid=cfg.data.synthetic_identities + 1,
                                    images_per_camera=cfg.knn.images_per_camera,
                                    cameras_per_identity=cfg.knn.cameras_per_identity)

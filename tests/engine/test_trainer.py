@@ -37,6 +37,28 @@ def test_loss_falls_and_outputs_are_written(tmp_path):
     assert (checkpoint.latest_checkpoint(tmp_path / "checkpoints") / "config.yaml").read_text() == "toy: true\n"
 
 
+class MonitoredToy(ToyMethod):
+    def training_step(self, batch, step):
+        self.last_mean_target = batch["y"].mean()
+        return super().training_step(batch, step)
+
+    def monitors(self):
+        return {"target_mean": self.last_mean_target}
+
+
+def test_monitors_are_logged_beside_the_losses_and_never_summed_into_them(tmp_path):
+    import json
+
+    t = make_trainer(tmp_path, epochs=1, method=MonitoredToy(), accumulation=2)
+    t.fit()
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    data = ToyData()
+    assert logged and all(r["loss"] == pytest.approx(r["mse"]) for r in logged)
+    # averaged over the two micro-batches of a step, like the losses: the mean target of 16 images
+    assert all(data.y.min() <= r["target_mean"] <= data.y.max() for r in logged)
+    assert len({round(r["target_mean"], 6) for r in logged}) > 1
+
+
 @pytest.mark.parametrize("factor", [0.0, 0.01])
 def test_warm_up_starts_at_the_given_fraction_of_the_peak_lr(tmp_path, factor):
     import json

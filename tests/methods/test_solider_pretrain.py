@@ -39,6 +39,9 @@ def test_solider_steps_through_the_engine(tmp_path):
     logged = records(tmp_path / "r")
     assert all(torch.isfinite(torch.tensor([r["dino"], r["semantic"]])).all() for r in logged)
     assert any(r["semantic"] > 0 for r in logged)
+    # the share of crops the foreground test kept is logged, and only where the part task ran
+    assert all(0.0 <= r["part_kept"] <= 1.0 and (r["part_kept"] > 0 or r["semantic"] == 0) for r in logged)
+    assert all(r["loss"] == pytest.approx(r["dino"] + r["semantic"]) for r in logged)
     weights = load_file(str(checkpoint.resolve(tmp_path / "r") / "model.safetensors"))
     assert any(k.startswith("teacher.backbone.semantic_embed_w.") for k in weights)
     assert any(k.startswith("part_head.last_layer.weight_v") for k in weights)

@@ -21,10 +21,10 @@ class EvaluatingTrainer(Trainer):
         self.final_step = self.train_cfg.max_steps or self.train_cfg.epochs * self.steps_per_epoch
 
     def optimizer_step(self, step, *args):
-        losses = super().optimizer_step(step, *args)
+        logged = super().optimizer_step(step, *args)
         if (self.evaluate_fn is not None and self.evaluate_every and (step + 1) % self.evaluate_every == 0
                 and step + 1 < self.final_step):
             if self.dist.is_main:
                 self.evaluate_fn(self, step + 1)
             distributed.barrier()
-        return losses
+        return logged

@@ -156,7 +156,7 @@ class Trainer:
             if cfg.stop_after_steps is not None and self.global_step >= cfg.stop_after_steps:
                 bar.close()
                 return False
-            losses = self.optimizer_step(step, optimizer, scaler, batches, lr[step], wd[step])
+            losses, monitors = self.optimizer_step(step, optimizer, scaler, batches, lr[step], wd[step])
             self.global_step += 1
             seen += effective_batch
             rate = seen / max(time.perf_counter() - t0, 1e-9)
@@ -164,7 +164,8 @@ class Trainer:
             if self.global_step % cfg.log_every == 0 or last:
                 values = self.reduce_for_log(losses)
                 result.last_losses = values
-                self.write_log(values, step, steps_per_epoch, stage.name, lr[step], wd[step], rate)
+                self.write_log(values, self.reduce_for_log(monitors), step, steps_per_epoch, stage.name,
+                               lr[step], wd[step], rate)
                 bar.set_postfix(loss=f"{sum(values.values()):.4f}", img_s=f"{rate:.1f}")
             bar.update(1)
             if last or (cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0):
@@ -188,7 +189,9 @@ class Trainer:
         return build_optimizer(groups, o.name, o.momentum, o.betas)
 
     # ------------------------------------------------------------------ one step
-    def optimizer_step(self, step, optimizer, scaler, batches, lr, wd) -> dict[str, torch.Tensor]:
+    def optimizer_step(self, step, optimizer, scaler, batches, lr, wd):
+        """One optimizer step over `accumulation` micro-batches: (losses, monitors), each averaged
+        over the micro-batches."""
         cfg = self.train_cfg
         lr, wd = float(lr), float(wd)  # plain floats: the optimizer state must load with weights_only
         for group in optimizer.param_groups:
@@ -198,6 +201,7 @@ class Trainer:
         # run draws exactly what the uninterrupted one drew, whatever happened before.
         torch.manual_seed(sample_seed(cfg.seed + 7 * self.dist.rank, 0, self.global_step))
         summed: dict[str, torch.Tensor] = {}
+        monitored: dict[str, torch.Tensor] = {}
         for k in range(cfg.accumulation):
             batch = next(batches)
             sync_now = k == cfg.accumulation - 1 or not isinstance(self.model, DistributedDataParallel)
@@ -209,6 +213,8 @@ class Trainer:
                 scaler.scale(total / cfg.accumulation).backward()
             for name, value in losses.items():
                 summed[name] = summed.get(name, 0.0) + value.detach() / cfg.accumulation
+            for name, value in self.method.monitors().items():
+                monitored[name] = monitored.get(name, 0.0) + value.detach().float() / cfg.accumulation
         scaler.unscale_(optimizer)
         self.method.after_backward(step)
         clip_gradients(self.method.parameters(), self.stage_optim.clip_grad, self.stage_optim.clip_mode)
@@ -216,7 +222,7 @@ class Trainer:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         self.method.after_step(step)
-        return summed
+        return summed, monitored
 
     def check_finite(self, total: torch.Tensor, losses: dict) -> None:
         """Stop on a non-finite loss or too many unreadable images, in every process at once.
@@ -256,16 +262,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ outputs
     def reduce_for_log(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        if not losses:
+            return {}
         names = sorted(losses)
         stacked = torch.stack([losses[n].float() for n in names])
         distributed.all_reduce_mean(stacked)
         return {n: v for n, v in zip(names, stacked.tolist())}
 
-    def write_log(self, values, step, steps_per_epoch, stage, lr, wd, rate) -> None:
+    def write_log(self, values, monitors, step, steps_per_epoch, stage, lr, wd, rate) -> None:
         if self.log is None:
             return
         self.log.write({"step": self.global_step, "stage": stage, "epoch": step / steps_per_epoch,
-                        **values, "loss": sum(values.values()), "lr": float(lr), "wd": float(wd),
+                        **values, "loss": sum(values.values()), **monitors, "lr": float(lr), "wd": float(wd),
                         "img_per_s": rate})
 
     def save(self, stage_index: int, stage_step: int, optimizer, scaler) -> None:

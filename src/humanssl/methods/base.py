@@ -10,6 +10,8 @@ loss state such as DINO's centre). The engine calls, in this order:
         method.after_backward(step)       drop gradients (frozen last layer, frozen prototypes)
         ... gradient clipping, optimizer step ...
         method.after_step(step)           EMA teachers, centres, queues
+        method.monitors()                 named values of the last micro-batch, logged beside the
+                                          losses but never optimised
 
 `param_groups()` returns the method's own groups (no decay on norms and biases, lr scales,
 frozen parts left out); `make_optimizer(groups)` may return a special optimizer (LARC) or None
@@ -74,6 +76,11 @@ class Method(nn.Module, abc.ABC):
 
     def after_backward(self, step: int) -> None:
         pass
+
+    def monitors(self) -> dict[str, torch.Tensor]:
+        """Scalars about the last micro-batch worth seeing in the log (not losses: never summed
+        or optimised), e.g. the share of crops SOLIDER's part clustering kept."""
+        return {}
 
     def after_step(self, step: int) -> None:
         pass

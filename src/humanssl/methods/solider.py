@@ -102,6 +102,8 @@ class SOLIDER(DINO):
             s = self.solider
             labels, keep = part_labels(teacher_map, s.partnum, s.kmeans_iters, s.kmeans_restarts)
 
+        # logged: a share near 0 means the foreground test drops the crops and the part task is off
+        self.kept_share = keep.float().mean()
         kept = keep.nonzero().squeeze(1)  # indices into the crop-major global crops
         globals_ = torch.cat(views)
         lam_global = lam.repeat(n_global)
@@ -125,6 +127,10 @@ class SOLIDER(DINO):
         semantic = (weights * ce).sum() / max(ce.numel(), 1)
         losses["semantic"] = self.solider.semantic_loss_weight * semantic
         return losses
+
+    def monitors(self) -> dict[str, Tensor]:
+        share = getattr(self, "kept_share", None)
+        return {} if share is None else {"part_kept": share}
 
     @torch.no_grad()
     def teacher_pass(self, views: list[Tensor], lam: Tensor) -> tuple[Tensor, Tensor]:
