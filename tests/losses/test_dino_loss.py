@@ -113,3 +113,36 @@ def test_teacher_temperature_schedule():
     np.testing.assert_allclose(teacher_temperature_schedule(0.04, 0.07, 0, 10), np.full(10, 0.07))
     short = teacher_temperature_schedule(0.04, 0.07, warmup_steps=30, total_steps=10)
     assert len(short) == 10 and short[0] == pytest.approx(0.04)
+
+
+def test_one_centre_per_group_centres_each_image_by_its_own_group():
+    # B=2 images in groups 1 and 0, 2 global crops; each image's teacher rows use its group's centre
+    torch.manual_seed(0)
+    teacher, student = torch.randn(4, 5), torch.randn(4, 5)
+    centres = torch.randn(2, 5)
+    grouped = DINOLoss(out_dim=5, num_global_crops=2, center_groups=2)
+    grouped.center.copy_(centres)
+    groups = torch.tensor([1, 0])
+    loss = grouped(student, teacher, 0.04, groups)
+    per_row = centres[groups.repeat(2)]  # crop-major rows: image 0, image 1, image 0, image 1
+    expected = _reference_loss(student, teacher, per_row, ncrops=2, ng=2, s_temp=0.1, t_temp=0.04)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    # each centre moves towards the mean of its own images' rows only
+    for g in (0, 1):
+        mean = teacher[groups.repeat(2) == g].mean(0)
+        torch.testing.assert_close(grouped.center[g], 0.9 * centres[g] + 0.1 * mean)
+
+
+def test_a_group_absent_from_the_batch_keeps_its_centre():
+    grouped = DINOLoss(out_dim=3, num_global_crops=2, center_groups=2)
+    grouped.center.copy_(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    grouped(torch.randn(4, 3), torch.randn(4, 3), 0.04, torch.tensor([0, 0]))
+    assert grouped.center[1].tolist() == [4.0, 5.0, 6.0]
+    assert grouped.center[0].tolist() != [1.0, 2.0, 3.0]
+
+
+def test_groups_are_required_exactly_when_there_are_several_centres():
+    with pytest.raises(ValueError, match="groups"):
+        DINOLoss(out_dim=3, num_global_crops=2, center_groups=2)(torch.randn(4, 3), torch.randn(4, 3), 0.04)
+    with pytest.raises(ValueError, match="groups"):
+        DINOLoss(out_dim=3, num_global_crops=2)(torch.randn(4, 3), torch.randn(4, 3), 0.04, torch.tensor([0, 1]))

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from humanssl.errors import UserError
+from humanssl.losses.dino import DINOLoss
 from humanssl.methods.dino import DINO, DinoConfig
 from humanssl.methods.part_labels import part_labels
 from humanssl.models.dino_head import DINOHead
@@ -55,6 +56,11 @@ class SoliderConfig:
     part_head_trainable: bool = True
     kmeans_iters: int = 20  # Lloyd iterations of the part clustering (fixed: no data-dependent stop)
     kmeans_restarts: int = 3  # k-means++ seedings per image; the lowest inertia wins
+    # One DINO centre per lambda (0 and 1) instead of the official single centre. Teacher and
+    # student see the same per-image lambda, so targets that differ by lambda are predictable
+    # from lambda alone; centring each group removes that offset (benchmarks/README.md, "SOLIDER's
+    # lambda shortcut"). false (default) is the official loss.
+    center_per_lambda: bool = False
 
     def __post_init__(self):
         if int(self.partnum) != self.partnum or self.partnum < 1:
@@ -81,6 +87,9 @@ class SOLIDER(DINO):
         self.student = SemanticMultiCropWrapper(self.student.backbone, self.student.head)
         self.teacher = SemanticMultiCropWrapper(self.teacher.backbone, self.teacher.head)
         freeze_unreached_by_pooled(self.student.backbone)
+        if solider.center_per_lambda:
+            self.loss = DINOLoss(cfg.out_dim, cfg.num_global_crops, cfg.student_temp, cfg.center_momentum,
+                                 center_groups=2)
         self.part_head = DINOHead(backbone.embed_dim, solider.partnum + 1, hidden_dim=solider.part_head_hidden_dim,
                                   bottleneck_dim=solider.part_head_bottleneck_dim, nlayers=solider.part_head_layers,
                                   norm_last_layer=True)  # cosine logits in [-1, 1], no temperature
@@ -114,7 +123,8 @@ class SOLIDER(DINO):
 
         pooled, maps = self.student.encode([masked, *crops], [lam_global[kept], *([lam] * len(crops))])
         student_out = self.student.head(torch.cat(pooled[1:]))
-        losses = {"dino": self.loss(student_out, teacher_out, float(self.teacher_temp[step]))}
+        groups = lam_cpu.long() if self.solider.center_per_lambda else None
+        losses = {"dino": self.loss(student_out, teacher_out, float(self.teacher_temp[step]), groups)}
 
         unmasked = torch.cat(maps[1:1 + n_global])[kept]
         feats = torch.cat([maps[0], unmasked])  # (2 * kept, D, h, w)
