@@ -78,6 +78,8 @@ def world_seed(cfg: DataConfig, seed: int) -> int:
 def build_method(cfg: PretrainConfig):
     def make_backbone(drop_path: float):
         extra = {} if cfg.model.semantic_weight is None else {"semantic_weight": cfg.model.semantic_weight}
+        if cfg.model.strides is not None:
+            extra["strides"] = tuple(cfg.model.strides)
         return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights, **extra)
 
     if cfg.method == "saip":  # builds its own SAIP ViT (the full token sets, not the pooled feature)

@@ -50,6 +50,10 @@ class ModelConfig:
     # training, kNN, extraction); default: the backbone's own (0.2, SOLIDER's re-id value). The
     # official DINO stage of SOLIDER (main_dino.py) trains at 0.
     semantic_weight: float | None = None
+    # Swin backbones only: the patch stride then one merging stride per later stage; default the
+    # backbone's (4, 2, 2, 2). (4, 2, 2, 1) keeps a 4x2 last-stage map at 64x32 crops, enough
+    # tokens for SOLIDER's part clustering.
+    strides: list[int] | None = None
 
 
 @dataclass

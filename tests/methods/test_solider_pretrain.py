@@ -83,3 +83,19 @@ def test_model_semantic_weight_sets_the_lambda_of_plain_calls(tmp_path):
     assert not torch.allclose(backbone(x), backbone.forward_stages(x, 1.0)[0])
     with pytest.raises(UserError, match="semantic_weight"):
         build_method(tiny(tmp_path, "method=dino", "model.backbone=resnet_mini", "model.semantic_weight=0.0"))
+
+
+def test_center_per_lambda_keeps_one_dino_centre_per_lambda(tmp_path):
+    summary = run_pretrain(tiny(tmp_path, "train.max_steps=2", "train.run_name=r", "solider.center_per_lambda=true"),
+                           echo=quiet)
+    assert summary["finished"]
+    centre = load_file(str(checkpoint.resolve(tmp_path / "r") / "model.safetensors"))["loss.center"]
+    assert centre.shape == (2, 32) and not torch.equal(centre[0], centre[1])
+
+
+def test_model_strides_reach_the_swin_and_are_refused_elsewhere(tmp_path):
+    method = build_method(tiny(tmp_path, "model.strides=[4,2,2,1]"))
+    _, maps = method.student.backbone.forward_stages(torch.randn(1, 3, 64, 32), 0.2)
+    assert [tuple(m.shape[-2:]) for m in maps] == [(16, 8), (8, 4), (4, 2), (4, 2)]
+    with pytest.raises(UserError, match="strides"):
+        build_method(tiny(tmp_path, "method=dino", "model.backbone=resnet_mini", "model.strides=[4,2,2,1]"))
