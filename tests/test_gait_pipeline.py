@@ -16,6 +16,7 @@ from humanssl.cli import main
 from humanssl.data.gait import GaitDataWarning
 from humanssl.data.synthetic_gait import write_casiab
 from humanssl.engine.run_dir import read_metrics
+from humanssl.errors import UserError
 
 NM = ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "nm-06")
 VIEWS = ("000", "090")
@@ -67,6 +68,24 @@ def test_pretrain_then_finetune_with_few_labels(casia, tmp_path, capsys):
     assert 0.0 <= nm_rank1(ft, "fine-tuned") <= 100.0
     losses = [r["triplet"] for r in read_metrics(ft / "metrics.jsonl") if "triplet" in r]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_fresh_part_fcs_keep_the_pretrained_setnet_and_micro_motion_only(casia, tmp_path, capsys):
+    from humanssl.finetune_gait import build_encoder
+    from humanssl.gait_config import GaitModelConfig
+
+    out = tmp_path / "runs"
+    assert main(["pretrain", "method=selfgait", "data.source=casiab", f"data.root={casia}", "data.split=casiab",
+                 "sampler.p=2", "sampler.m=2", "train.max_steps=1", f"train.output_dir={out}", "train.run_name=pre",
+                 "eval.enabled=false", *TINY]) == 0, capsys.readouterr().err
+    kept = build_encoder(GaitModelConfig(init=str(out / "pre")))
+    fresh = build_encoder(GaitModelConfig(init=str(out / "pre"), fresh_part_fcs=True))
+    for name in ("online_network", "conv_trans"):
+        for (k, a), (_, b) in zip(getattr(kept, name).state_dict().items(), getattr(fresh, name).state_dict().items()):
+            assert torch.equal(a, b), f"{name}.{k}"
+    assert not torch.equal(kept.TP_1.fc_bin, fresh.TP_1.fc_bin)
+    with pytest.raises(UserError, match="model.init"):
+        build_encoder(GaitModelConfig(fresh_part_fcs=True))
 
 
 def test_triplet_finetuning_loss_falls_on_a_fixed_batch(casia):

@@ -19,7 +19,7 @@ from humanssl.engine.trainer import Trainer
 from humanssl.errors import UserError
 from humanssl.gait_config import GaitFinetuneConfig, GaitModelConfig
 from humanssl.methods.gait_finetune import GaitFinetune
-from humanssl.models.selfgait import SelfGaitEncoder
+from humanssl.models.selfgait import SelfGaitEncoder, TemporalPartFC
 from humanssl.pretrain_gait import (EVAL_FILE, constant_lr, gait_root, gait_split, score_encoder, score_line,
                                     training_data)
 
@@ -30,6 +30,9 @@ def build_encoder(cfg: GaitModelConfig) -> SelfGaitEncoder:
     """SelfGait's retrieval chain, from `model.init` (the online chain of a SelfGait run or an
     official SelfGait checkpoint) or freshly initialised."""
     if cfg.init is None:
+        if cfg.fresh_part_fcs:
+            raise UserError("model.fresh_part_fcs=true re-initialises the part FCs of a loaded encoder; "
+                            "set model.init too (without it every part starts fresh anyway)")
         return SelfGaitEncoder(hidden_dim=cfg.hidden_dim, div=cfg.div)
     from humanssl.evaluate_gait import load_gait_model
 
@@ -41,6 +44,8 @@ def build_encoder(cfg: GaitModelConfig) -> SelfGaitEncoder:
     if enc.TP_1.fc_bin.shape[-1] != cfg.hidden_dim:
         raise UserError(f"model.init: {loaded.source} has hidden_dim {enc.TP_1.fc_bin.shape[-1]}, "
                         f"but model.hidden_dim={cfg.hidden_dim}")
+    if cfg.fresh_part_fcs:
+        enc.TP_1 = TemporalPartFC(cfg.hidden_dim)
     return enc
 
 
@@ -62,7 +67,8 @@ def _run(cfg: GaitFinetuneConfig, dist, echo) -> dict:
     dataset, sampler = training_data(cfg.data, labelled, cfg.sampler, cfg.train.seed, dist)
     method = GaitFinetune(build_encoder(cfg.model), cfg.loss.margin, cfg.loss.mode)
     constant_lr(cfg.optim, cfg.train, dist)
-    echo(f"selfgait encoder from {cfg.model.init or 'random init'}, triplet ({cfg.loss.mode}, margin "
+    fresh = " (part FCs fresh)" if cfg.model.fresh_part_fcs else ""
+    echo(f"selfgait encoder from {cfg.model.init or 'random init'}{fresh}, triplet ({cfg.loss.mode}, margin "
          f"{cfg.loss.margin:g}), batches of {cfg.sampler.p} x {cfg.sampler.m}, {dist.world_size} process(es) "
          f"on {dist.device}")
 

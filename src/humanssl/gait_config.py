@@ -112,6 +112,10 @@ class GaitModelConfig:
     # model_<iter>.pth: its online chain (SetNet, micro-motion module, TP_1) starts fine-tuning;
     # null trains from scratch
     init: str | None = None
+    # with init: start the per-strip FCs (TP_1) afresh and keep only SetNet and the micro-motion
+    # module. On the synthetic walkers a short BYOL run contracts its features in these FCs, and
+    # fine-tuning from fresh ones does better (benchmarks/README.md, "SelfGait BYOL").
+    fresh_part_fcs: bool = False
     hidden_dim: int = 128
     div: int = 4  # channel reduction inside the micro-motion module
 
