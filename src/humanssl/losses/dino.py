@@ -45,9 +45,10 @@ class DINOLoss(nn.Module):
                 f"rows {student_out.shape[0]} a multiple of that batch"
             )
         batch = teacher_out.shape[0] // ng
-        if (groups is None) != (self.center.shape[0] == 1) or (groups is not None and groups.shape != (batch,)):
+        got = None if groups is None else tuple(groups.shape)
+        if (groups is None) != (self.center.shape[0] == 1) or (got is not None and got != (batch,)):
             raise ValueError(f"DINOLoss with {self.center.shape[0]} centre(s): pass groups (one per image, "
-                             f"{batch}) exactly when there are several; got {None if groups is None else tuple(groups.shape)}")
+                             f"{batch}) exactly when there are several; got {got}")
         rows = None if groups is None else groups.to(teacher_out.device).long().repeat(ng)
         n_crops = student_out.shape[0] // batch
         # Pairs (i, j) with i != j; teacher crop i is student crop i, so drop those.

@@ -6,12 +6,12 @@ loss state such as DINO's centre). The engine calls, in this order:
     method.configure(total_steps, steps_per_epoch)   once per stage, before training
     for every optimizer step `step` (0-based, counted in optimizer steps, never micro-batches):
         losses = method(batch, step)      -> training_step; dict of named scalar losses, summed
+        method.monitors()                 after each micro-batch: named scalars that are logged
+                                          beside the losses and never optimised
         ... backward over all micro-batches ...
         method.after_backward(step)       drop gradients (frozen last layer, frozen prototypes)
         ... gradient clipping, optimizer step ...
         method.after_step(step)           EMA teachers, centres, queues
-        method.monitors()                 named values of the last micro-batch, logged beside the
-                                          losses but never optimised
 
 `param_groups()` returns the method's own groups (no decay on norms and biases, lr scales,
 frozen parts left out); `make_optimizer(groups)` may return a special optimizer (LARC) or None
