@@ -75,9 +75,24 @@ def test_scenery_with_no_colour_and_no_contrast_is_a_flat_grey_wall():
     assert not np.array_equal(muted, np.asarray(world().render(4, 2, 5)))
 
 
+def test_shared_scenery_gives_every_camera_camera_1s_scene_and_nothing_else():
+    shared, designed = world(scenery_shared=True), world()
+    # camera 1 is filmed as designed; camera 3 keeps its people, light and framing but sees
+    # camera 1's scene
+    assert np.array_equal(np.asarray(shared.render(4, 1, 5)), np.asarray(designed.render(4, 1, 5)))
+    assert not np.array_equal(np.asarray(shared.render(4, 3, 5)), np.asarray(designed.render(4, 3, 5)))
+    assert shared.render_with_layout(4, 3, 5)[1] == designed.render_with_layout(4, 3, 5)[1]
+    flat = world(scenery_shared=True, scenery_saturation=0.0, scenery_contrast=0.0)
+    walls = [np.asarray(flat._background(c), dtype=np.int16) for c in (2, 5)]
+    assert np.array_equal(*walls) and walls[0].std(axis=(0, 1)).max() == 0  # one flat grey for all
+    own = [np.asarray(world(scenery_saturation=0.0, scenery_contrast=0.0)._background(c)) for c in (2, 5)]
+    assert not np.array_equal(*own)  # unshared, each camera keeps its own grey
+
+
 @pytest.mark.parametrize("effects, key", [
     (dict(cast=1.5), "cast"), (dict(occlusion=-0.1), "occlusion"), (dict(view_bias="all"), "view_bias"),
     (dict(scenery_contrast=-1.0), "scenery_contrast"), (dict(person_height=(0.9, 0.5)), "person_height"),
+    (dict(scenery_shared="yes"), "scenery_shared"),
 ])
 def test_out_of_range_dials_are_refused_by_name(effects, key):
     with pytest.raises(UserError, match=f"data.synthetic_effects.*{key}"):

@@ -75,9 +75,10 @@ class SyntheticPersons:
             raise UserError(f"synthetic world: pose index must be >= 0, got {index}")
 
     def _background(self, camid: int) -> Image.Image:
-        key = ("bg", camid)
+        scene = 1 if self.effects.scenery_shared else camid
+        key = ("bg", scene)
         if key not in self._cache:
-            self._cache[key] = self.effects.on_scene(R.camera_background(self.seed, camid, self.image_size))
+            self._cache[key] = self.effects.on_scene(R.camera_background(self.seed, scene, self.image_size))
         return self._cache[key]
 
     def _noise(self) -> np.ndarray:

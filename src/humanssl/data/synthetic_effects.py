@@ -38,6 +38,9 @@ class CameraEffects:
     # colourfulness and contrast of every camera's scene; 0 and 0: a flat grey wall
     scenery_saturation: float = 1.0
     scenery_contrast: float = 1.0
+    # every camera films camera 1's scene (a person's surroundings no longer tell the camera);
+    # with saturation and contrast 0 too: one flat grey wall for all cameras
+    scenery_shared: bool = False
 
     def __post_init__(self) -> None:
         where = "synthetic camera effects (data.synthetic_effects)"
@@ -49,6 +52,8 @@ class CameraEffects:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0.0:
                 raise UserError(f"{where}: {name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.scenery_shared, bool):
+            raise UserError(f"{where}: scenery_shared must be true or false, got {self.scenery_shared!r}")
         heights = tuple(self.person_height)
         if len(heights) != 2 or not 0.0 < heights[0] <= heights[1] <= 1.0:
             raise UserError(f"{where}: person_height must be (low, high) with 0 < low <= high <= 1, "
