@@ -75,7 +75,7 @@ class SyntheticPersons:
             raise UserError(f"synthetic world: pose index must be >= 0, got {index}")
 
     def _background(self, camid: int) -> Image.Image:
-        scene = 1 if self.effects.scenery_shared else camid
+        scene = self.effects.scene_of(camid)
         key = ("bg", scene)
         if key not in self._cache:
             self._cache[key] = self.effects.on_scene(R.camera_background(self.seed, scene, self.image_size))

@@ -84,6 +84,10 @@ class CameraEffects:
             return pose
         return dataclasses.replace(pose, occluder=None)
 
+    def scene_of(self, camid: int) -> int:
+        """The camera whose scene camera `camid` films."""
+        return 1 if self.scenery_shared else camid
+
     def on_scene(self, scene: Image.Image) -> Image.Image:
         if self.scenery_saturation != 1.0:
             scene = ImageEnhance.Color(scene).enhance(self.scenery_saturation)
