@@ -96,6 +96,8 @@ def settings_from_config(saved: dict) -> tuple[str | None, dict, tuple, tuple, t
     if "transforms" in saved:  # a fine-tuning run
         tf = saved["transforms"]
         return name, options, tuple(tf["size"]), tuple(tf["mean"]), tuple(tf["std"])
+    if model.get("strides") is not None:  # a pretraining run's Swin strides (model.strides)
+        options.setdefault("strides", tuple(model["strides"]))
     crops = saved.get("crops") or {}  # a pretraining run: its global crops
     return (name, options, tuple(crops.get("global_size", DEFAULT_SIZE)), tuple(crops.get("mean", IMAGENET[0])),
             tuple(crops.get("std", IMAGENET[1])))

@@ -99,3 +99,12 @@ def test_model_strides_reach_the_swin_and_are_refused_elsewhere(tmp_path):
     assert [tuple(m.shape[-2:]) for m in maps] == [(16, 8), (8, 4), (4, 2), (4, 2)]
     with pytest.raises(UserError, match="strides"):
         build_method(tiny(tmp_path, "method=dino", "model.backbone=resnet_mini", "model.strides=[4,2,2,1]"))
+
+
+def test_a_run_trained_with_model_strides_is_loaded_with_them(tmp_path):
+    from humanssl.evaluate import load_backbone
+
+    run_pretrain(tiny(tmp_path, "train.max_steps=1", "train.run_name=r", "model.strides=[4,2,2,1]"), echo=quiet)
+    loaded = load_backbone(tmp_path / "r")
+    _, maps = loaded.model.forward_stages(torch.randn(1, 3, 64, 32), 0.2)
+    assert tuple(maps[-1].shape[-2:]) == (4, 2)  # stride 1 in the last merging, as trained

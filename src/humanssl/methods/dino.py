@@ -43,8 +43,10 @@ class DinoConfig:
 
 
 class DINO(Method):
-    def __init__(self, make_backbone: Callable[[float], nn.Module], cfg: DinoConfig, drop_path: float = 0.1):
-        """`make_backbone(drop_path)` builds one backbone; student and teacher each get their own."""
+    def __init__(self, make_backbone: Callable[[float], nn.Module], cfg: DinoConfig, drop_path: float = 0.1,
+                 center_groups: int = 1):
+        """`make_backbone(drop_path)` builds one backbone; student and teacher each get their own.
+        `center_groups`: DINO centres the loss keeps (SOLIDER: one per lambda as an option)."""
         super().__init__()
         self.cfg = cfg
         student_backbone = make_backbone(drop_path)
@@ -53,7 +55,8 @@ class DINO(Method):
         self.teacher = MultiCropWrapper(teacher_backbone, self.make_head(teacher_backbone.embed_dim))
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
-        self.loss = DINOLoss(cfg.out_dim, cfg.num_global_crops, cfg.student_temp, cfg.center_momentum)
+        self.loss = DINOLoss(cfg.out_dim, cfg.num_global_crops, cfg.student_temp, cfg.center_momentum,
+                             center_groups=center_groups)
         self.configure(1, 1)
 
     def make_head(self, in_dim: int) -> DINOHead:

@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from humanssl.errors import UserError
-from humanssl.losses.dino import DINOLoss
 from humanssl.methods.dino import DINO, DinoConfig
 from humanssl.methods.part_labels import part_labels
 from humanssl.models.dino_head import DINOHead
@@ -76,8 +75,9 @@ class SoliderConfig:
 class SOLIDER(DINO):
     def __init__(self, make_backbone: Callable[[float], nn.Module], cfg: DinoConfig,
                  solider: SoliderConfig | None = None, drop_path: float = 0.1):
-        super().__init__(make_backbone, cfg, drop_path)
-        self.solider = solider = solider if solider is not None else SoliderConfig()
+        solider = solider if solider is not None else SoliderConfig()
+        super().__init__(make_backbone, cfg, drop_path, center_groups=2 if solider.center_per_lambda else 1)
+        self.solider = solider
         backbone = self.student.backbone
         if not getattr(backbone, "has_controller", False) or not hasattr(backbone, "forward_stages"):
             raise UserError(
@@ -87,9 +87,6 @@ class SOLIDER(DINO):
         self.student = SemanticMultiCropWrapper(self.student.backbone, self.student.head)
         self.teacher = SemanticMultiCropWrapper(self.teacher.backbone, self.teacher.head)
         freeze_unreached_by_pooled(self.student.backbone)
-        if solider.center_per_lambda:
-            self.loss = DINOLoss(cfg.out_dim, cfg.num_global_crops, cfg.student_temp, cfg.center_momentum,
-                                 center_groups=2)
         self.part_head = DINOHead(backbone.embed_dim, solider.partnum + 1, hidden_dim=solider.part_head_hidden_dim,
                                   bottleneck_dim=solider.part_head_bottleneck_dim, nlayers=solider.part_head_layers,
                                   norm_last_layer=True)  # cosine logits in [-1, 1], no temperature
