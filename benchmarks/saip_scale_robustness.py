@@ -30,7 +30,7 @@ import torch
 
 from humanssl.config import load_config
 from humanssl.data.collate import collate_samples
-from humanssl.data.synthetic import SyntheticLabeled, SyntheticPersons, labeled_split
+from humanssl.data.synthetic import SyntheticLabeled
 from humanssl.data.transforms import eval_transform
 from humanssl.engine import checkpoint
 from humanssl.engine.distributed import DistInfo
@@ -40,7 +40,8 @@ from humanssl.eval.reid import evaluate_features
 from humanssl.methods.dino import DINO
 from humanssl.models.saip_network import saip_backbone
 from humanssl.models.saip_vit import freeze_unreached_by_pooled
-from humanssl.pretrain import build_dataset, build_method, world_seed
+from humanssl.pretrain import build_dataset, build_method
+from humanssl.pretrain import knn_sets as pretrain_knn_sets
 from humanssl.pretrain_config import PretrainConfig
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "saip_vit_tiny.yaml"
@@ -100,13 +101,9 @@ class Rendered(torch.utils.data.Dataset):
 
 
 def knn_sets(cfg: PretrainConfig) -> tuple[Rendered, Rendered]:
-    # the training stream's world (data.synthetic_seed when set), so the test ids are unseen people of it
-    world = SyntheticPersons(seed=world_seed(cfg.data, cfg.train.seed), num_cameras=cfg.knn.cameras,
-                             image_size=tuple(cfg.crops.global_size), effects=cfg.data.synthetic_effects)
-    query, gallery = labeled_split(world, cfg.knn.identities, first_pid=cfg.data.synthetic_identities + 1,
-                                   images_per_camera=cfg.knn.images_per_camera,
-                                   cameras_per_identity=cfg.knn.cameras_per_identity)
-    return Rendered(SyntheticLabeled(query, world)), Rendered(SyntheticLabeled(gallery, world))
+    """`humanssl pretrain`'s kNN query and gallery (unseen people of the training world), rendered
+    once without a transform so each query scale can bring its own."""
+    return tuple(Rendered(SyntheticLabeled(s.items, s.world)) for s in pretrain_knn_sets(cfg))
 
 
 def knn_at_scales(backbone, cfg: PretrainConfig, sets, scales=SCALES) -> dict[str, float]:

@@ -78,6 +78,7 @@ class SOLIDER(DINO):
         solider = solider if solider is not None else SoliderConfig()
         super().__init__(make_backbone, cfg, drop_path, center_groups=2 if solider.center_per_lambda else 1)
         self.solider = solider
+        self.kept_share: Tensor | None = None  # of the last training step's global crops, for monitors()
         backbone = self.student.backbone
         if not getattr(backbone, "has_controller", False) or not hasattr(backbone, "forward_stages"):
             raise UserError(
@@ -136,8 +137,7 @@ class SOLIDER(DINO):
         return losses
 
     def monitors(self) -> dict[str, Tensor]:
-        share = getattr(self, "kept_share", None)
-        return {} if share is None else {"part_kept": share}
+        return {} if self.kept_share is None else {"part_kept": self.kept_share}
 
     @torch.no_grad()
     def teacher_pass(self, views: list[Tensor], lam: Tensor) -> tuple[Tensor, Tensor]:
