@@ -89,13 +89,14 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="extra config overrides for the full-recipe row")
     parser.add_argument("--images", type=int, default=256)
     args = parser.parse_args()
-    switch_off({s for s in args.off.split(",") if s})
+    # the camera effects come back as config overrides; every row needs them to see the same world
+    effects = switch_off({s for s in args.off.split(",") if s})
     rows = {"full recipe (demo)": args.set, "mild views": MILD + args.set, "no augmentation": NO_AUGMENTATION}
     rows.update({f"only {name}": NO_AUGMENTATION + extra for name, extra in ONE_AT_A_TIME.items()})
     teacher = fresh_teacher()
     print(f"{'views':28s} raw crops  backbone  head   (same-image cosine, batch mean removed)")
     for name, overrides in rows.items():
-        raw, pooled, head = agreement(teacher, overrides, args.images)
+        raw, pooled, head = agreement(teacher, effects + overrides, args.images)
         print(f"{name:28s} {raw:9.3f} {pooled:9.3f} {head:6.3f}")
 
 

@@ -19,7 +19,7 @@ Switches (`--off`, comma-separated):
   loose     boxes as tight as a detector's: person heights 0.8-0.95 of the image, not 0.55-0.93
   colour    scenes muted: saturation x0.25, contrast x0.5 (textures and camera hues stay)
 `--cast S` scales every camera's colour cast and brightness towards neutral (1 = as shipped).
-cast, occlusion, view, loose, colour and --cast are the world's own dials
+cameras, cast, occlusion, view, loose, colour and --cast are the world's own dials
 (`data.synthetic_effects`, humanssl/data/synthetic_effects.py), handed to the run as overrides;
 the other switches are patched into this process. `scale` wins over `loose`.
 
@@ -45,6 +45,7 @@ SWITCHES = ("scenery", "blur", "window", "cameras", "cast", "occlusion", "view",
 # Switches that are camera effects of the world itself (humanssl.data.synthetic_effects): they
 # become `data.synthetic_effects` overrides; the others are patched into this process below.
 EFFECTS = {
+    "cameras": ["data.synthetic_effects.scenery_shared=true"],
     "cast": ["data.synthetic_effects.cast=0"],
     "occlusion": ["data.synthetic_effects.occlusion=0"],
     "view": ["data.synthetic_effects.view_bias=0"],
@@ -74,7 +75,7 @@ def switch_off(names: set[str], cast: float = 1.0) -> list[str]:
     def camera_background(seed, camid, size):
         if "scenery" in names:
             return Image.new("RGB", (2 * size[1], size[0]), (120, 120, 120))
-        img = scene(seed, 1 if "cameras" in names else camid, size)
+        img = scene(seed, camid, size)
         return img.filter(ImageFilter.GaussianBlur(radius=size[0] / 4)) if "blur" in names else img
 
     R.sample_pose, R.sample_camera, R.camera_background = sample_pose, sample_camera, camera_background
