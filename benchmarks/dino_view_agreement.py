@@ -28,6 +28,10 @@ from ssl_world_ablation import SWITCHES, switch_off
 
 # The milder views under which the DINO demo's loss leaves log(out_dim) (benchmarks/README.md).
 MILD = ["crops.jitter_prob=0.3", "crops.grayscale_prob=0", "crops.blur_radius=[0.025,0.5]", "crops.solarize_prob=0"]
+# The short DINO run with the mild views (README, "The synthetic person world"): no local crops,
+# a 4096-way head, a fast teacher and no frozen last layer or long warm-up, for a few hundred steps.
+MILD_RUN = [*MILD, "crops.local_number=0", "dino.out_dim=4096", "dino.momentum_teacher=0.95",
+            "dino.freeze_last_layer_epochs=0", "optim.warmup_epochs=0.2", "optim.lr=0.004"]
 NO_AUGMENTATION = ["crops.jitter_prob=0", "crops.grayscale_prob=0", "crops.blur_probs=[0,0,0]",
                    "crops.solarize_prob=0", "crops.global_scale=[1.0,1.0]", "crops.flip_prob=0"]
 ONE_AT_A_TIME = {

@@ -25,18 +25,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dino_view_agreement import MILD  # noqa: E402
+from dino_view_agreement import MILD_RUN  # noqa: E402
 from ssl_world_ablation import SWITCHES, switch_off  # noqa: E402
 
 # On top of the SOLIDER demo (`humanssl pretrain`): crops of 64x32 with the last stage kept at 4x2
 # (the part clustering needs the tokens), the mild views under which DINO's two views agree at
 # initialisation (benchmarks/README.md), 2,000 images, 20 epochs.
 RUN = [
-    "crops.global_size=[64,32]", "crops.local_size=[32,16]", "crops.local_number=0", *MILD,
+    "crops.global_size=[64,32]", "crops.local_size=[32,16]", *MILD_RUN,
     "model.strides=[4,2,2,1]", "model.drop_path=0",
     "data.synthetic_images=2000", "data.synthetic_identities=200",
-    "dino.out_dim=4096", "dino.momentum_teacher=0.95", "dino.freeze_last_layer_epochs=0",
-    "optim.warmup_epochs=0.2", "optim.lr=0.004",
     "train.batch_size=64", "train.epochs=20", "train.progress=false", "train.checkpoint_every=0",
 ]
 

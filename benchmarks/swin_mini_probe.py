@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dino_view_agreement import MILD  # noqa: E402
+from dino_view_agreement import MILD_RUN  # noqa: E402
 
 EASY_WORLD = [
     "data.synthetic_effects.scenery_shared=true", "data.synthetic_effects.scenery_saturation=0",
@@ -33,11 +33,7 @@ EASY_WORLD = [
     "data.synthetic_effects.occlusion=0", "data.synthetic_effects.view_bias=0",
 ]
 # The README's DINO run in that world (310 steps at train.epochs=10; 155 at 5).
-DINO_RUN = [
-    *MILD, "crops.local_number=0", "dino.out_dim=4096", "dino.momentum_teacher=0.95",
-    "dino.freeze_last_layer_epochs=0", "optim.warmup_epochs=0.2", "optim.lr=0.004",
-    "model.drop_path=0", "train.progress=false", "train.checkpoint_every=0",
-]
+DINO_RUN = [*MILD_RUN, "model.drop_path=0", "train.progress=false", "train.checkpoint_every=0"]
 
 
 def supervised(cfg, steps: int, lr: float, warmup: int) -> None:

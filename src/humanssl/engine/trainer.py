@@ -44,6 +44,12 @@ class FitResult:
     skipped_images: int = 0
 
 
+def add_share(totals: dict[str, torch.Tensor], values: dict[str, torch.Tensor], parts: int) -> None:
+    """Add one micro-batch's share (1/parts) of each named value to `totals`, detached."""
+    for name, value in values.items():
+        totals[name] = totals.get(name, 0.0) + value.detach() / parts
+
+
 class Trainer:
     def __init__(self, method: Method, dataset: Dataset, collate_fn, *, train: TrainConfig,
                  optim: OptimConfig, run_dir: Path, dist: DistInfo, config_yaml: str,
@@ -211,10 +217,8 @@ class Trainer:
                 total = sum(losses.values())
                 self.check_finite(total, losses)
                 scaler.scale(total / cfg.accumulation).backward()
-            for name, value in losses.items():
-                summed[name] = summed.get(name, 0.0) + value.detach() / cfg.accumulation
-            for name, value in self.method.monitors().items():
-                monitored[name] = monitored.get(name, 0.0) + value.detach().float() / cfg.accumulation
+            add_share(summed, losses, cfg.accumulation)
+            add_share(monitored, {n: v.float() for n, v in self.method.monitors().items()}, cfg.accumulation)
         scaler.unscale_(optimizer)
         self.method.after_backward(step)
         clip_gradients(self.method.parameters(), self.stage_optim.clip_grad, self.stage_optim.clip_mode)

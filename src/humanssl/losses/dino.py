@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from humanssl.engine.distributed import all_reduce_sum, world_size
+from humanssl.engine.distributed import all_reduce_sum
 
 
 class DINOLoss(nn.Module):
@@ -76,15 +76,12 @@ class DINOLoss(nn.Module):
 
     @torch.no_grad()
     def update_center(self, teacher_out: Tensor, rows: Tensor | None = None) -> None:
-        """EMA of the teacher's mean output over the global batch (all processes), per group; a
-        group with no image in the global batch keeps its centre."""
+        """EMA of the teacher's mean output over the global batch (all processes), per group
+        (`rows`: each row's group; none: all in group 0); a group with no image in the global
+        batch keeps its centre."""
         out, m = teacher_out.detach().float(), self.center_momentum
         if rows is None:
-            batch_sum = out.sum(dim=0, keepdim=True)
-            all_reduce_sum(batch_sum)
-            batch_mean = batch_sum / (out.shape[0] * world_size())
-            self.center.copy_(self.center.float() * m + batch_mean.to(self.center.device) * (1.0 - m))
-            return
+            rows = torch.zeros(len(out), dtype=torch.long, device=out.device)
         g = self.center.shape[0]
         sums = torch.zeros(g, out.shape[1], device=out.device).index_add_(0, rows, out)
         counts = torch.zeros(g, 1, device=out.device).index_add_(0, rows, torch.ones(len(rows), 1, device=out.device))
