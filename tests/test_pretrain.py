@@ -120,6 +120,19 @@ def test_the_default_pretraining_demo_is_solider(capsys, method):
     out = capsys.readouterr().out
     assert "epochs: 3" in out and "method: solider" in out and "backbone: swin_mini" in out
     assert "on_device: true" in out
+    assert "first_stage:\n  method: dino" in out
+
+
+def test_the_default_demo_takes_solider_s_faster_route_dino_first(tmp_path):
+    from humanssl.cli import DEMO_PRETRAIN_SOLIDER, demo_config_path
+    from humanssl.pretrain_first_stage import first_stage_config
+
+    cfg = load_config(PretrainConfig, demo_config_path(DEMO_PRETRAIN_SOLIDER), ["train.seed=1"])
+    first = first_stage_config(cfg, tmp_path)
+    assert (cfg.method, first.method, first.first_stage.method) == ("solider", "dino", None)
+    assert first.model.semantic_weight == 0.0 and first.train.seed == 1 and not first.knn.enabled
+    assert first.data == cfg.data and first.train.epochs == 10 * cfg.train.epochs  # the official 100 + 10
+    assert (first.train.output_dir, first.train.run_name, first.train.resume) == (str(tmp_path), "first_stage", "auto")
 
 
 def test_method_dino_without_a_config_runs_the_dino_demo(capsys):

@@ -26,6 +26,7 @@ from humanssl.methods.ssprl import SSPRL
 from humanssl.models.backbones import create_backbone
 from humanssl.plot import training_summary
 from humanssl.pretrain_config import DataConfig, PretrainConfig
+from humanssl.pretrain_first_stage import first_stage_config
 
 
 def build_unlabeled(cfg: DataConfig, transform, seed: int, image_size: tuple[int, int]):
@@ -80,6 +81,8 @@ def build_method(cfg: PretrainConfig):
         extra = {} if cfg.model.semantic_weight is None else {"semantic_weight": cfg.model.semantic_weight}
         if cfg.model.strides is not None:
             extra["strides"] = tuple(cfg.model.strides)
+        if cfg.model.torch_default_init:
+            extra["torch_default_init"] = True
         return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights, **extra)
 
     if cfg.method == "saip":  # builds its own SAIP ViT (the full token sets, not the pooled feature)
@@ -132,6 +135,8 @@ def knn_sets(cfg: PretrainConfig):
 
 
 def run_pretrain(cfg: PretrainConfig, echo=print) -> dict:
+    if cfg.first_stage.method is not None:
+        first_stage_config(cfg, Path(cfg.train.output_dir))  # a bad first_stage stops before anything runs
     return launch(_run, cfg, cfg.train, echo)
 
 
@@ -148,11 +153,28 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
     if knn_data and "raw pixels" not in scores:  # a resumed run keeps its first scores
         backbone = method.downstream_backbone().to(dist.device)
         scores["raw pixels"] = knn_reid(None, *knn_data, dist.device, cfg.knn.batch_size)
-        scores.update(knn_scores(backbone, "random init", *knn_data, dist.device, cfg.knn.batch_size))
+        start = "model.init" if cfg.model.init is not None else "random init"
+        scores.update(knn_scores(backbone, start, *knn_data, dist.device, cfg.knn.batch_size))
         scores_path.write_text(json.dumps(scores, indent=2))
         for name, score in scores.items():
             echo(score_line(name, score))
     distributed.barrier()
+    if cfg.first_stage.method is not None and resume_from is None:  # a resumed run has its networks
+        echo(f"first stage: {cfg.first_stage.method}")
+        first = _run(first_stage_config(cfg, run_dir), dist, echo)
+        if not first["finished"]:  # its networks are not the ones this run should start from
+            echo(f"the first stage stopped at step {first['steps']}; continue both with train.resume=auto")
+            return {"run_dir": str(run_dir), "steps": 0, "finished": False, "first_stage": first}
+        load_networks(method, first["run_dir"])
+        name = f"{cfg.first_stage.method} stage"
+        if knn_data and not any(k.startswith(name) for k in scores):
+            after = knn_scores(method.downstream_backbone(), name, *knn_data, dist.device, cfg.knn.batch_size)
+            scores.update(after)
+            scores_path.write_text(json.dumps(scores, indent=2))
+            for key, score in after.items():
+                echo(score_line(key, score))
+        echo(f"second stage: {cfg.method}")
+        distributed.barrier()
 
     trainer = Trainer(method, dataset, collate_samples, train=cfg.train, optim=cfg.optim, run_dir=run_dir,
                       dist=dist, config_yaml=config_yaml, resume_from=resume_from,

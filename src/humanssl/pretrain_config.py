@@ -54,6 +54,23 @@ class ModelConfig:
     # backbone's (4, 2, 2, 2). (4, 2, 2, 1) keeps a 4x2 last-stage map at 64x32 crops, enough
     # tokens for SOLIDER's part clustering.
     strides: list[int] | None = None
+    # Swin backbones only: start from PyTorch's default init, as SOLIDER's main_solider.py does
+    # (it never calls the Swin's init_weights, notes 1.1). Default false: the Swin's own from-
+    # scratch init (truncated-normal 0.02 Linear weights, zero biases, LayerNorm 1/0).
+    torch_default_init: bool = False
+
+
+@dataclass
+class FirstStageConfig:
+    """Another pretraining run that goes first, inside this run's folder (`first_stage/`), and
+    whose student and teacher start this run, as model.init would. SOLIDER's faster official
+    route is one: DINO for 100 epochs (run_dino.sh, lambda 0), then SOLIDER for 10 epochs from
+    its networks at a tenth of the lr (resume_solider.sh)."""
+
+    method: Literal["dino", "solider", "ssprl", "saip"] | None = None  # none: no first stage
+    # key=value changes to this run's resolved config for the first stage (its method, data
+    # world and seed are this run's unless changed here), e.g. ["train.epochs=100"]
+    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,3 +103,4 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
+    first_stage: FirstStageConfig = field(default_factory=FirstStageConfig)

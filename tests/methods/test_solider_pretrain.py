@@ -108,3 +108,12 @@ def test_a_run_trained_with_model_strides_is_loaded_with_them(tmp_path):
     loaded = load_backbone(tmp_path / "r")
     _, maps = loaded.model.forward_stages(torch.randn(1, 3, 64, 32), 0.2)
     assert tuple(maps[-1].shape[-2:]) == (4, 2)  # stride 1 in the last merging, as trained
+
+
+def test_model_torch_default_init_reaches_the_swin_and_is_refused_elsewhere(tmp_path):
+    def spread(*more):
+        return build_method(tiny(tmp_path, *more)).student.backbone.stages[1].blocks[0].ffn.layers[1].weight.detach().std()
+
+    assert spread() < 0.025 < 0.04 < spread("model.torch_default_init=true")
+    with pytest.raises(UserError, match="torch_default_init"):
+        build_method(tiny(tmp_path, "method=dino", "model.backbone=resnet_mini", "model.torch_default_init=true"))

@@ -115,3 +115,14 @@ def test_registry_swin_trains_only_what_its_pooled_feature_reaches():
     no_grad = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
     assert no_grad == [] and frozen, (no_grad, frozen)
+
+
+def test_registry_swin_starts_from_its_own_init_unless_told_to_keep_torch_defaults():
+    # the Swin's init: truncated normal (std 0.02) Linear weights; PyTorch's default for a
+    # 128-input Linear is uniform(+-1/sqrt(128)), std about 0.051 (what SOLIDER's pre-training starts from)
+    torch.manual_seed(0)
+    own = create_backbone("swin_mini").stages[1].blocks[0].ffn.layers[1].weight.detach()
+    torch.manual_seed(0)
+    default = create_backbone("swin_mini", torch_default_init=True).stages[1].blocks[0].ffn.layers[1].weight.detach()
+    assert own.std() == pytest.approx(0.02, abs=0.003)
+    assert default.std() == pytest.approx(0.051, abs=0.004)

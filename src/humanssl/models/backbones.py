@@ -112,7 +112,7 @@ def resnet_mini(width: int = 32, drop_path_rate: float = 0.0, weights: str | Non
 # forward_stages(x, semantic_weight) gives (pooled, stage maps) at any per-sample lambda.
 # `weights` takes the released SOLIDER files as they are (see humanssl.hub).
 def _swin(arch: str, drop_path_rate: float, weights: str | None, semantic_weight: float, strides,
-          trust_checkpoint: bool) -> nn.Module:
+          trust_checkpoint: bool, torch_default_init: bool) -> nn.Module:
     build = getattr(swin_models, arch)
     model = build(drop_path_rate=drop_path_rate, semantic_weight=semantic_weight, strides=tuple(strides),
                   pooled_only=True)
@@ -120,29 +120,34 @@ def _swin(arch: str, drop_path_rate: float, weights: str | None, semantic_weight
         from humanssl.hub import load_swin_weights
 
         load_swin_weights(model, weights, trust_checkpoint=trust_checkpoint)
+    elif not torch_default_init:
+        # The Swin's own from-scratch init. SOLIDER's main_solider.py never calls it, so its
+        # backbone starts from PyTorch's defaults (notes 1.1); under DINO the mini Swin stays below
+        # raw pixels from those and learns from this one (benchmarks/README.md, "The Swin's init").
+        model.init_weights()
     swin_models.freeze_unreached_by_pooled(model)  # its forward gives the pooled feature only
     return model
 
 
 def swin_tiny(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-              strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
-    return _swin("swin_tiny", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+              strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
+    return _swin("swin_tiny", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
 
 
 def swin_small(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-               strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
-    return _swin("swin_small", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+               strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
+    return _swin("swin_small", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
 
 
 def swin_base(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-              strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
-    return _swin("swin_base", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+              strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
+    return _swin("swin_base", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
 
 
 def swin_mini(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-              strides=(4, 2, 2, 2), trust_checkpoint: bool = False) -> nn.Module:
+              strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
     """Widths 16-32-64-128, two blocks per stage (0.58M parameters) for CPU demos."""
-    return _swin("swin_mini", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint)
+    return _swin("swin_mini", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
 
 
 # ---------------------------------------------------------------- registry

@@ -1,0 +1,36 @@
+"""A pretraining run that goes first, inside the folder of the run it starts (`first_stage.method`).
+
+SOLIDER's faster official route is the reason: DINO first, then SOLIDER from its networks. The
+first stage takes this run's resolved config, so the data world, seed and sizes are shared unless
+`first_stage.overrides` changes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from humanssl.config import build, parse_override, set_dotted, to_dict
+from humanssl.errors import UserError
+from humanssl.pretrain_config import PretrainConfig
+
+FOLDER = "first_stage"
+
+
+def first_stage_config(cfg: PretrainConfig, run_dir: Path) -> PretrainConfig:
+    """The first stage's config. It writes to (and resumes from) run_dir/first_stage, reports no
+    kNN (the run around it does) and has no first stage of its own."""
+    if cfg.model.init is not None:
+        raise UserError(f"model.init={cfg.model.init} and first_stage.method={cfg.first_stage.method} both say "
+                        f"where the networks start; set one of them")
+    tree = to_dict(cfg)
+    tree["method"] = cfg.first_stage.method
+    try:
+        for item in cfg.first_stage.overrides:
+            set_dotted(tree, *parse_override(item))
+        tree["first_stage"] = {"method": None, "overrides": []}
+        tree["model"]["init"] = None
+        tree["knn"]["enabled"] = False
+        tree["train"].update(output_dir=str(run_dir), run_name=FOLDER, resume="auto")
+        return build(PretrainConfig, tree, prefix="")
+    except UserError as err:
+        raise UserError(f"first_stage.overrides: {err}") from None
