@@ -152,27 +152,19 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
     knn_data = knn_sets(cfg) if (cfg.knn.enabled and dist.is_main) else None
     if knn_data and "raw pixels" not in scores:  # a resumed run keeps its first scores
         backbone = method.downstream_backbone().to(dist.device)
-        scores["raw pixels"] = knn_reid(None, *knn_data, dist.device, cfg.knn.batch_size)
         start = "model.init" if cfg.model.init is not None else "random init"
-        scores.update(knn_scores(backbone, start, *knn_data, dist.device, cfg.knn.batch_size))
-        scores_path.write_text(json.dumps(scores, indent=2))
-        for name, score in scores.items():
-            echo(score_line(name, score))
+        add_scores(scores, {"raw pixels": knn_reid(None, *knn_data, dist.device, cfg.knn.batch_size),
+                            **knn_scores(backbone, start, *knn_data, dist.device, cfg.knn.batch_size)},
+                   scores_path, echo)
     distributed.barrier()
     if cfg.first_stage.method is not None and resume_from is None:  # a resumed run has its networks
-        echo(f"first stage: {cfg.first_stage.method}")
-        first = _run(first_stage_config(cfg, run_dir), dist, echo)
+        first = run_first_stage(cfg, run_dir, method, dist, echo)
         if not first["finished"]:  # its networks are not the ones this run should start from
-            echo(f"the first stage stopped at step {first['steps']}; continue both with train.resume=auto")
             return {"run_dir": str(run_dir), "steps": 0, "finished": False, "first_stage": first}
-        load_networks(method, first["run_dir"])
         name = f"{cfg.first_stage.method} stage"
         if knn_data and not any(k.startswith(name) for k in scores):
-            after = knn_scores(method.downstream_backbone(), name, *knn_data, dist.device, cfg.knn.batch_size)
-            scores.update(after)
-            scores_path.write_text(json.dumps(scores, indent=2))
-            for key, score in after.items():
-                echo(score_line(key, score))
+            add_scores(scores, knn_scores(method.downstream_backbone(), name, *knn_data, dist.device,
+                                          cfg.knn.batch_size), scores_path, echo)
         echo(f"second stage: {cfg.method}")
         distributed.barrier()
 
@@ -186,11 +178,8 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
     if result.skipped_images:
         echo(f"skipped {result.skipped_images} unreadable image(s) (listed as warnings above)")
     if knn_data and result.finished:
-        after = knn_scores(method.downstream_backbone(), "pretrained", *knn_data, dist.device, cfg.knn.batch_size)
-        scores.update(after)
-        scores_path.write_text(json.dumps(scores, indent=2))
-        for name, score in after.items():
-            echo(score_line(name, score))
+        add_scores(scores, knn_scores(method.downstream_backbone(), "pretrained", *knn_data, dist.device,
+                                      cfg.knn.batch_size), scores_path, echo)
     summary["knn"] = scores
     if dist.is_main:
         write_outputs(run_dir, scores, summary)
@@ -198,6 +187,26 @@ def _run(cfg: PretrainConfig, dist, echo) -> dict:
         echo(f"metrics: {run_dir / 'metrics.jsonl'}, plot: {run_dir / 'summary.png'}")
     distributed.barrier()
     return summary
+
+
+def run_first_stage(cfg: PretrainConfig, run_dir: Path, method, dist, echo) -> dict:
+    """Train (or finish) the first stage in run_dir/first_stage; once it is done, its student and
+    teacher replace the method's. Returns the first stage's summary."""
+    echo(f"first stage: {cfg.first_stage.method}")
+    first = _run(first_stage_config(cfg, run_dir), dist, echo)
+    if first["finished"]:
+        load_networks(method, first["run_dir"])
+    else:
+        echo(f"the first stage stopped at step {first['steps']}; continue both with train.resume=auto")
+    return first
+
+
+def add_scores(scores: dict, new: dict, path: Path, echo) -> None:
+    """Keep, save (knn.json holds every score of the run, across resumes) and print new scores."""
+    scores.update(new)
+    path.write_text(json.dumps(scores, indent=2))
+    for name, score in new.items():
+        echo(score_line(name, score))
 
 
 def score_line(name: str, score: dict) -> str:
