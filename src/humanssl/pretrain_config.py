@@ -67,7 +67,8 @@ class FirstStageConfig:
     route is one: DINO for 100 epochs (run_dino.sh, lambda 0), then SOLIDER for 10 epochs from
     its networks at a tenth of the lr (resume_solider.sh)."""
 
-    method: Literal["dino", "solider", "ssprl", "saip"] | None = None  # none: no first stage
+    # none: no first stage. DINO and SOLIDER share the backbone and DINO head that are handed over.
+    method: Literal["dino", "solider"] | None = None
     # key=value changes to this run's resolved config for the first stage (its method, data
     # world and seed are this run's unless changed here), e.g. ["train.epochs=100"]
     overrides: list[str] = field(default_factory=list)

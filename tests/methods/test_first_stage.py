@@ -64,6 +64,8 @@ def test_bad_first_stage_settings_stop_before_anything_is_written(tmp_path):
         run_pretrain(tiny(tmp_path, "first_stage.method=dino", "first_stage.overrides=[train.epochz=3]"), echo=quiet)
     with pytest.raises(UserError, match=r"first_stage.overrides: .*'train.epochs' expects int"):
         run_pretrain(tiny(tmp_path, "first_stage.method=dino", "first_stage.overrides=[train.epochs=many]"), echo=quiet)
+    with pytest.raises(UserError, match="first_stage.method"):  # SAIP's networks could not be handed over
+        run_pretrain(tiny(tmp_path, "first_stage.method=saip"), echo=quiet)
     with pytest.raises(UserError, match="model.init=.* and first_stage.method=dino both"):
         run_pretrain(tiny(tmp_path, *FIRST, f"model.init={tmp_path}"), echo=quiet)
     assert not any(tmp_path.iterdir())
