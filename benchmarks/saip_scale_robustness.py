@@ -17,6 +17,7 @@ the network, the gallery at 128x64, so the network has to bridge the scale on it
 `--eval-only` re-evaluates the checkpoints of an earlier run in `--out`.
 
     nice -n 19 env OMP_NUM_THREADS=1 python benchmarks/saip_scale_robustness.py --steps 400 --out /tmp/saip_scale
+    python benchmarks/saip_scale_robustness.py --steps 900 --init dino --easy --out /tmp/saip_easy
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def build(variant: str, cfg: PretrainConfig):
         cfg.method = "dino"
 
         def make_backbone(drop_path: float):
-            model = saip_backbone("saip_vit_mini", cfg.crops.global_size, drop_path, cfg.saip.pos_resample)
+            model = saip_backbone("saip_vit_mini", cfg.crops.global_size, drop_path, cfg.saip.pos_resample,
+                                  init=cfg.saip.vit_init)
             freeze_unreached_by_pooled(model)  # DINO never reads the intermediate tokens
             return model
 
@@ -143,12 +145,21 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="also train SAIP with its CSM term only")
     parser.add_argument("--out", type=Path, default=Path("runs/saip_scale_robustness"))
     parser.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints already in --out")
+    parser.add_argument("--init", choices=["official", "dino"], default="official", help="saip.vit_init of both models")
+    parser.add_argument("--easy", action="store_true",
+                        help="the world made from the dials and the mild views of swin_mini_probe.py")
     args = parser.parse_args()
+    extra = [f"train.seed={args.seed}", f"saip.vit_init={args.init}"]
+    if args.easy:
+        from dino_view_agreement import MILD
+        from swin_mini_probe import EASY_WORLD
+
+        extra += [*EASY_WORLD, *MILD]
 
     variants = ["saip", "dino"] + (["saip_csm"] if args.ablation else [])
     results, sets = {}, None
     for variant in variants:
-        cfg = load_config(PretrainConfig, RECIPE, overrides(args.steps, args.batch) + [f"train.seed={args.seed}"])
+        cfg = load_config(PretrainConfig, RECIPE, overrides(args.steps, args.batch) + extra)
         torch.manual_seed(cfg.train.seed)
         dataset, method = build(variant, cfg)
         if sets is None:

@@ -71,3 +71,12 @@ def test_cli_runs_the_recipe_at_tiny_sizes_and_resumes_exactly(tmp_path, mode):
 def test_cli_reports_a_wrong_backbone_in_one_line(tmp_path, capsys):
     assert main(["pretrain", RECIPE, *TINY, "model.backbone=vit_small", f"train.output_dir={tmp_path}"]) == 2
     assert "model.backbone" in capsys.readouterr().err
+
+
+def test_saip_vit_init_reaches_student_and_teacher():
+    from humanssl.pretrain import build_method
+
+    cfg = load_config(PretrainConfig, None, ["method=saip", *TINY, "saip.vit_init=dino"])
+    method = build_method(cfg)
+    student, teacher = method.student.backbone.pos_embed, method.teacher.backbone.pos_embed
+    assert student.std() < 0.03 and torch.equal(student, teacher)

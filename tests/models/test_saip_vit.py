@@ -191,3 +191,17 @@ def test_user_mistakes_raise_user_error():
     for call, words in cases:
         with pytest.raises(UserError, match=words):
             call()
+
+
+def test_the_dino_init_replaces_the_official_position_table_and_xavier_weights():
+    torch.manual_seed(0)
+    official = saip_vit_mini()
+    dino = saip_vit_mini(init="dino")
+    pos, fc1 = official.pos_embed.detach(), official.blocks[0].mlp.fc1.weight.detach()
+    assert pos.min() >= 0 and pos.mean() == pytest.approx(0.5, abs=0.05)  # the U[0, 1) draw, kept
+    assert fc1.std() == pytest.approx((2 / (32 + 128)) ** 0.5, rel=0.1)  # Xavier for 32 -> 128
+    pos, fc1 = dino.pos_embed.detach(), dino.blocks[0].mlp.fc1.weight.detach()
+    assert pos.std() == pytest.approx(0.02, rel=0.15) and abs(pos.mean()) < 0.005
+    assert fc1.std() == pytest.approx(0.02, rel=0.1)
+    with pytest.raises(UserError, match="init must be one of official, dino"):
+        saip_vit_mini(init="xavier")

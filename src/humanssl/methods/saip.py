@@ -93,6 +93,10 @@ class SaipConfig:
     momentum_index: Literal["global", "epoch_step"] = "global"  # epoch_step: official quirk
     ema_every_micro_batch: bool = False  # true: official (EMA also between accumulated micro-batches)
     pos_resample: Literal["sequence", "grid"] = "sequence"  # sequence: the official 1-D resampling
+    # the ViT's init: "official" (Xavier-uniform Linear weights, the position table left at its
+    # U[0, 1) draw) or "dino" (DINO's ViT: truncated normal 0.02), with which the mini ViT learns
+    # on the CPU (benchmarks/README.md, "SAIP vs DINO under query rescaling")
+    vit_init: Literal["official", "dino"] = "official"
 
     def __post_init__(self):
         def fail(name, expected):
@@ -128,8 +132,8 @@ class SAIP(Method):
         super().__init__()
         self.cfg = c = cfg
         self.accumulation = int(accumulation)
-        student_backbone = saip_backbone(backbone, img_size, drop_path, c.pos_resample, weights)
-        teacher_backbone = saip_backbone(backbone, img_size, 0.0, c.pos_resample)
+        student_backbone = saip_backbone(backbone, img_size, drop_path, c.pos_resample, weights, c.vit_init)
+        teacher_backbone = saip_backbone(backbone, img_size, 0.0, c.pos_resample, init=c.vit_init)
         d, patch = student_backbone.embed_dim, student_backbone.patch_size
         self.patch_size = patch
         if local_size is not None and any(int(s * min(c.rescale_factors)) < p for s, p in zip(local_size, patch)):

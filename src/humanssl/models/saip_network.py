@@ -30,13 +30,13 @@ class SAIPNetwork(nn.Module):
 
 
 def saip_backbone(name: str, img_size, drop_path: float = 0.0, pos_resample: str = "sequence",
-                  weights: str | None = None) -> saip_vit.SAIPViT:
+                  weights: str | None = None, init: str = "official") -> saip_vit.SAIPViT:
     """A SAIP ViT whose `forward` gives the final class token (kNN, downstream) while the
     method calls `forward_features` for everything else."""
     if name not in BACKBONES:
         raise UserError(f"model.backbone={name!r}: SAIP trains its own ViT; expected one of {', '.join(BACKBONES)}")
     model = getattr(saip_vit, name)(img_size=tuple(int(s) for s in img_size), drop_path_rate=drop_path,
-                                    pos_resample=pos_resample, pooled_only=True)
+                                    pos_resample=pos_resample, pooled_only=True, init=init)
     if weights is not None:
         saip_vit.load_saip_weights(model, weights)
     return model

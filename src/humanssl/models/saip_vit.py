@@ -31,6 +31,8 @@ from humanssl.errors import UserError
 from humanssl.models.saip_vit_layers import POS_RESAMPLE_MODES, Block, PatchEmbed, resample_pos_embed
 
 MaskOut = Tensor | list[Tensor] | None
+# "official": the SAIP code's init; "dino": the DINO ViT's (which the mini ViT learns from on CPU)
+INITS = ("official", "dino")
 
 
 class SAIPViTOutput(NamedTuple):
@@ -47,8 +49,10 @@ class SAIPViT(nn.Module):
     def __init__(self, img_size=(256, 128), patch_size=(16, 16), in_chans: int = 3, embed_dim: int = 1024,
                  depth: int = 24, num_heads: int = 16, mlp_ratio: float = 4.0, norm_layer=None, *,
                  out_index=(6,), drop_path_rate: float = 0.0, pos_resample: str = "sequence",
-                 pooled_only: bool = False) -> None:
+                 pooled_only: bool = False, init: str = "official") -> None:
         super().__init__()
+        if init not in INITS:
+            raise UserError(f"init must be one of {', '.join(INITS)}, not '{init}'")
         if pos_resample not in POS_RESAMPLE_MODES:
             raise UserError(f"pos_resample must be one of {', '.join(POS_RESAMPLE_MODES)}, not '{pos_resample}'")
         if embed_dim % num_heads:
@@ -74,17 +78,26 @@ class SAIPViT(nn.Module):
         )
         self.norm = norm_layer(embed_dim)
         self.inter_norm = norm_layer(embed_dim)
-        self.initialize_weights()
+        self.initialize_weights(init)
 
-    def initialize_weights(self) -> None:
-        """Xavier-uniform patch conv (as a matrix) and Linear weights, zero Linear biases,
-        LayerNorm (1, 0), CLS ~ N(0, 0.02); the position table keeps its U[0, 1) draw."""
-        w = self.patch_embed.proj.weight.data
-        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.normal_(self.cls_token, std=0.02)
+    def initialize_weights(self, init: str = "official") -> None:
+        """official: Xavier-uniform patch conv (as a matrix) and Linear weights, CLS ~ N(0, 0.02),
+        the position table kept at its U[0, 1) draw. dino: DINO's ViT init, truncated normal
+        (std 0.02) CLS, position table and Linear weights, PyTorch's default for the patch conv.
+        Both: zero Linear biases, LayerNorm (1, 0)."""
+        if init == "official":
+            w = self.patch_embed.proj.weight.data
+            nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+            nn.init.normal_(self.cls_token, std=0.02)
+        else:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
+                if init == "official":
+                    nn.init.xavier_uniform_(m.weight)
+                else:
+                    nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
