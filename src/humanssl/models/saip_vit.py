@@ -89,15 +89,14 @@ class SAIPViT(nn.Module):
             w = self.patch_embed.proj.weight.data
             nn.init.xavier_uniform_(w.view(w.shape[0], -1))
             nn.init.normal_(self.cls_token, std=0.02)
+            linear_init = nn.init.xavier_uniform_
         else:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
+            linear_init = partial(nn.init.trunc_normal_, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                if init == "official":
-                    nn.init.xavier_uniform_(m.weight)
-                else:
-                    nn.init.trunc_normal_(m.weight, std=0.02)
+                linear_init(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
