@@ -13,7 +13,9 @@ from humanssl.pretrain import run_pretrain
 from tests.methods.test_solider_pretrain import tiny
 from tests.quiet import quiet
 
-FIRST = ["first_stage.method=dino", "first_stage.overrides=[train.max_steps=2,model.semantic_weight=0]"]
+METHOD = "first_stage.method=dino"
+OVERRIDES = "first_stage.overrides=[train.max_steps=2,model.semantic_weight=0]"
+FIRST = [METHOD, OVERRIDES]
 
 
 def networks(run):
@@ -41,21 +43,21 @@ def test_the_first_stage_trains_inside_the_run_and_its_networks_start_the_second
 
 
 def test_a_run_cut_in_its_first_stage_resumes_both_exactly(tmp_path):
-    common = [*FIRST[:1], "train.max_steps=2"]
-    run_pretrain(tiny(tmp_path, *common, FIRST[1], "train.run_name=full"), echo=quiet)
+    common = [METHOD, "train.max_steps=2"]
+    run_pretrain(tiny(tmp_path, *common, OVERRIDES, "train.run_name=full"), echo=quiet)
     cut = "first_stage.overrides=[train.max_steps=2,model.semantic_weight=0,train.stop_after_steps=1]"
     lines = []
     stopped = run_pretrain(tiny(tmp_path, *common, cut, "train.run_name=cut"), echo=lines.append)
     assert not stopped["finished"] and not (tmp_path / "cut" / "checkpoints").exists()
     assert any("first stage stopped at step 1" in line for line in lines)
-    resumed = run_pretrain(tiny(tmp_path, *common, FIRST[1], "train.run_name=cut", "train.resume=auto"), echo=quiet)
+    resumed = run_pretrain(tiny(tmp_path, *common, OVERRIDES, "train.run_name=cut", "train.resume=auto"), echo=quiet)
     assert resumed["finished"] and resumed["steps"] == 2
     a, b = networks(tmp_path / "full"), networks(tmp_path / "cut")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
     # a finished run resumes from its own checkpoint: the first stage is not run again
     lines = []
-    run_pretrain(tiny(tmp_path, *common, FIRST[1], "train.run_name=cut", "train.resume=auto"), echo=lines.append)
+    run_pretrain(tiny(tmp_path, *common, OVERRIDES, "train.run_name=cut", "train.resume=auto"), echo=lines.append)
     assert not any(line.startswith("first stage") for line in lines)
 
 

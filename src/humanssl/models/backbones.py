@@ -7,6 +7,8 @@ Inside the code, import the builders directly; the registry exists only for type
 
 from __future__ import annotations
 
+from functools import partial
+
 import inspect
 import math
 from pathlib import Path
@@ -111,8 +113,8 @@ def resnet_mini(width: int = 32, drop_path_rate: float = 0.0, weights: str | Non
 # forward(x) gives the pooled feature at the constructor's lambda (0.2, SOLIDER's re-id value);
 # forward_stages(x, semantic_weight) gives (pooled, stage maps) at any per-sample lambda.
 # `weights` takes the released SOLIDER files as they are (see humanssl.hub).
-def _swin(arch: str, drop_path_rate: float, weights: str | None, semantic_weight: float, strides,
-          trust_checkpoint: bool, torch_default_init: bool) -> nn.Module:
+def _swin(arch: str, drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
+          strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
     build = getattr(swin_models, arch)
     model = build(drop_path_rate=drop_path_rate, semantic_weight=semantic_weight, strides=tuple(strides),
                   pooled_only=True)
@@ -129,25 +131,10 @@ def _swin(arch: str, drop_path_rate: float, weights: str | None, semantic_weight
     return model
 
 
-def swin_tiny(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-              strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
-    return _swin("swin_tiny", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
-
-
-def swin_small(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-               strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
-    return _swin("swin_small", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
-
-
-def swin_base(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-              strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
-    return _swin("swin_base", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
-
-
-def swin_mini(drop_path_rate: float = 0.0, weights: str | None = None, semantic_weight: float = 0.2,
-              strides=(4, 2, 2, 2), trust_checkpoint: bool = False, torch_default_init: bool = False) -> nn.Module:
-    """Widths 16-32-64-128, two blocks per stage (0.58M parameters) for CPU demos."""
-    return _swin("swin_mini", drop_path_rate, weights, semantic_weight, strides, trust_checkpoint, torch_default_init)
+# One builder per size, all with _swin's options (swin_mini: widths 16-32-64-128, two blocks per
+# stage, 0.58M parameters, for CPU demos).
+swin_tiny, swin_small, swin_base, swin_mini = (partial(_swin, arch) for arch in
+                                               ("swin_tiny", "swin_small", "swin_base", "swin_mini"))
 
 
 # ---------------------------------------------------------------- registry
