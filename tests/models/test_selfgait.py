@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from humanssl.errors import UserError
 from humanssl.methods.selfgait import SelfGait
 from humanssl.models.micro_motion import MicroMotionModule
 from humanssl.models.selfgait import MLPHead, SelfGaitEncoder
@@ -81,6 +82,21 @@ def test_mlp_head_pools_batchnorm_statistics_over_strips_and_samples():
     assert out.shape == (3, 5, 4)
     hidden = head.net[0](x.permute(1, 2, 0))  # (strips, 16, n)
     assert torch.allclose(head.net[1].running_mean, 0.1 * hidden.mean((0, 2)), atol=1e-6)
+
+
+def test_per_strip_head_keeps_statistics_for_every_strip_over_the_samples_only():
+    torch.manual_seed(0)
+    head = MLPHead(8, 16, 4, norm="per_strip", parts=5).train()
+    x = torch.randn(3, 5, 8)  # (n, strips, channels)
+    x[:, 2] += 10.0  # one strip far from the others changes no other strip's output
+    out = head(x)
+    assert out.shape == (3, 5, 4)
+    hidden = head.net[0](x.permute(1, 2, 0))  # (strips, 16, n)
+    torch.testing.assert_close(head.net[1].running_mean.view(5, 16), 0.1 * hidden.mean(2), rtol=1e-5, atol=1e-6)
+    normed = head.net[1](hidden)
+    torch.testing.assert_close(normed.mean(2), torch.zeros(5, 16), rtol=0, atol=1e-5)
+    with pytest.raises(UserError, match="head_norm"):
+        MLPHead(8, 16, 4, norm="layer")
 
 
 def test_encoder_packed_sequences_equal_separate_runs():

@@ -14,6 +14,11 @@ Per step, for a batch of clips (n, s, 64, 44) with values 0/1:
   5. after the optimizer step: target <- m * target + (1 - m) * online for SetNet, TP and
      projection; m = 0.996 constant (official) or cosine 0.996 -> 1 (`momentum_schedule`).
 
+The heads' BatchNorm pools its statistics over strips and samples (`head_norm="pooled"`,
+official). Then every strip's share of the body profile stays in the target, and any two
+clips' targets are nearly parallel at initialisation. `"per_strip"` keeps statistics per strip,
+which takes that shared profile out, so the target differs from clip to clip.
+
 Every module is kept under its official name, so the official checkpoint's `<name>_state_dict`
 entries load into `<name>` here after stripping `module.`. Downstream retrieval uses the ONLINE
 chain TP_1(conv_trans(online_network(x))), as the official `transform()` does: the target has
@@ -23,6 +28,7 @@ no micro-motion module.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -46,6 +52,11 @@ class SelfGaitConfig:
     momentum: float = 0.996
     momentum_schedule: str = "constant"  # official; "cosine" anneals momentum -> 1 as in BYOL
     cosine_over: str = "parts"  # official: cosine along the 31 strips; "channels": BYOL's per-strip cosine
+    # BatchNorm in the projection / prediction heads. "pooled" (official): statistics over all
+    # strips and samples, which leaves every strip's body-position profile in the target, so at
+    # initialisation a clip's target is as close to any other clip's as to its own.
+    # "per_strip": statistics per strip, over the samples only, so the target tells clips apart.
+    head_norm: Literal["pooled", "per_strip"] = "pooled"
     flip_prob: float = 0.5  # per-frame horizontal flip when the method makes the two views
     # The official SGD applies weight decay to every parameter, norms and biases included.
     decay_norms_and_biases: bool = True
@@ -69,12 +80,12 @@ class SelfGait(Method):
         self.online_network = SelfGaitSetNet(cfg.hidden_dim)
         self.conv_trans = MicroMotionModule(128, 128, NUM_PARTS, cfg.div)
         self.TP_1 = TemporalPartFC(cfg.hidden_dim)
-        self.projection_1 = MLPHead(cfg.hidden_dim, cfg.mlp_hidden_size, cfg.projection_size)
-        self.predictor = MLPHead(cfg.projection_size, cfg.mlp_hidden_size, cfg.projection_size)
+        self.projection_1 = MLPHead(cfg.hidden_dim, cfg.mlp_hidden_size, cfg.projection_size, cfg.head_norm)
+        self.predictor = MLPHead(cfg.projection_size, cfg.mlp_hidden_size, cfg.projection_size, cfg.head_norm)
         # Target branch (EMA of the online SetNet, TP and projection).
         self.target_network = SelfGaitSetNet(cfg.hidden_dim)
         self.TP_2 = TemporalPartFC(cfg.hidden_dim)
-        self.projection_2 = MLPHead(cfg.hidden_dim, cfg.mlp_hidden_size, cfg.projection_size)
+        self.projection_2 = MLPHead(cfg.hidden_dim, cfg.mlp_hidden_size, cfg.projection_size, cfg.head_norm)
         self.initialize_target()
         self.configure(1, 1)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from humanssl.errors import UserError
 from humanssl.models.gaitset import (BINS, as_silhouettes, check_strips, horizontal_pyramid, segment_lengths,
                                      set_layers)
 from humanssl.models.micro_motion import MicroMotionModule
@@ -71,17 +72,37 @@ class TemporalPartFC(nn.Module):
         return pooled.permute(2, 0, 1).matmul(self.fc_bin).permute(1, 0, 2).contiguous()
 
 
+class PerStripBatchNorm(nn.BatchNorm1d):
+    """BatchNorm with statistics of its own for every (strip, channel), taken over the samples only.
+
+    Input laid out as MLPHead's, (p, c, n). Each strip loses its batch mean, so what is left is
+    what tells the samples apart, not the strip's place on the body."""
+
+    def __init__(self, parts: int, channels: int) -> None:
+        super().__init__(parts * channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        p, c, n = x.shape
+        y = super().forward(x.permute(2, 0, 1).reshape(n, p * c))
+        return y.reshape(n, p, c).permute(1, 2, 0)
+
+
 class MLPHead(nn.Module):
     """BYOL's projector / predictor as SelfGait builds it: 1x1 Conv1d, BatchNorm1d, ReLU, 1x1 Conv1d.
 
     Applied to (n, p, c) laid out as (p, c, n): the 1x1 convolutions act on every (strip,
-    sample) alone and BatchNorm pools its statistics over all strips and samples."""
+    sample) alone. `norm="pooled"` (official): BatchNorm pools its statistics over all strips
+    and samples. `norm="per_strip"`: one set of statistics per strip (PerStripBatchNorm); its
+    parameters are `parts` times larger, so such a head does not load official head weights."""
 
-    def __init__(self, in_channels: int = 128, mlp_hidden_size: int = 256, projection_size: int = 128) -> None:
+    def __init__(self, in_channels: int = 128, mlp_hidden_size: int = 256, projection_size: int = 128,
+                 norm: str = "pooled", parts: int = NUM_PARTS) -> None:
         super().__init__()
+        if norm not in ("pooled", "per_strip"):
+            raise UserError(f"selfgait.head_norm must be 'pooled' or 'per_strip'; got {norm!r}")
         self.net = nn.Sequential(
             nn.Conv1d(in_channels, mlp_hidden_size, kernel_size=1),
-            nn.BatchNorm1d(mlp_hidden_size),
+            nn.BatchNorm1d(mlp_hidden_size) if norm == "pooled" else PerStripBatchNorm(parts, mlp_hidden_size),
             nn.ReLU(inplace=True),
             nn.Conv1d(mlp_hidden_size, projection_size, kernel_size=1),
         )
