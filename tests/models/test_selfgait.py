@@ -88,7 +88,10 @@ def test_per_strip_head_keeps_statistics_for_every_strip_over_the_samples_only()
     torch.manual_seed(0)
     head = MLPHead(8, 16, 4, norm="per_strip", parts=5).train()
     x = torch.randn(3, 5, 8)  # (n, strips, channels)
-    x[:, 2] += 10.0  # one strip far from the others changes no other strip's output
+    shifted = x.clone()
+    shifted[:, 2] += 10.0
+    torch.testing.assert_close(head(shifted)[:, [0, 1, 3, 4]], head(x)[:, [0, 1, 3, 4]])  # strips stay apart
+    head.net[1].reset_running_stats()
     out = head(x)
     assert out.shape == (3, 5, 4)
     hidden = head.net[0](x.permute(1, 2, 0))  # (strips, 16, n)

@@ -54,7 +54,7 @@ class SelfGaitConfig:
     cosine_over: str = "parts"  # official: cosine along the 31 strips; "channels": BYOL's per-strip cosine
     # BatchNorm in the projection / prediction heads. "pooled" (official): statistics over all
     # strips and samples, which leaves every strip's body-position profile in the target, so at
-    # initialisation a clip's target is as close to any other clip's as to its own.
+    # initialisation a clip's two views' targets are hardly closer than two clips' targets.
     # "per_strip": statistics per strip, over the samples only, so the target tells clips apart.
     head_norm: Literal["pooled", "per_strip"] = "pooled"
     flip_prob: float = 0.5  # per-frame horizontal flip when the method makes the two views
