@@ -44,7 +44,7 @@ def supervised(cfg, steps: int, lr: float, warmup: int) -> None:
     from humanssl.data.transforms import eval_transform
     from humanssl.eval.knn import knn_scores
     from humanssl.models.backbones import create_backbone
-    from humanssl.pretrain import knn_sets
+    from humanssl.pretrain import backbone_options, knn_sets
 
     torch.manual_seed(cfg.train.seed)
     query, gallery = knn_sets(cfg)
@@ -55,10 +55,7 @@ def supervised(cfg, steps: int, lr: float, warmup: int) -> None:
     train = SyntheticLabeled(a + b, world, eval_transform(size, cfg.crops.mean, cfg.crops.std))
     images = torch.stack([train[i]["image"] for i in range(len(train))])
     _, targets = torch.unique(torch.tensor([train[i]["pid"] for i in range(len(train))]), return_inverse=True)
-    options = {"strides": tuple(cfg.model.strides)} if cfg.model.strides else {}
-    if cfg.model.torch_default_init:
-        options["torch_default_init"] = True
-    net = create_backbone(cfg.model.backbone, **options)
+    net = create_backbone(cfg.model.backbone, **backbone_options(cfg.model))
     classifier = torch.nn.Linear(net.embed_dim, int(targets.max()) + 1)
     opt = torch.optim.AdamW([*net.parameters(), *classifier.parameters()], lr=lr, weight_decay=0.05)
     cpu = torch.device("cpu")

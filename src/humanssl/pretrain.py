@@ -25,7 +25,7 @@ from humanssl.methods.solider import SOLIDER
 from humanssl.methods.ssprl import SSPRL
 from humanssl.models.backbones import create_backbone
 from humanssl.plot import training_summary
-from humanssl.pretrain_config import DataConfig, PretrainConfig
+from humanssl.pretrain_config import DataConfig, ModelConfig, PretrainConfig
 from humanssl.pretrain_first_stage import first_stage_config
 
 
@@ -76,14 +76,21 @@ def world_seed(cfg: DataConfig, seed: int) -> int:
     return seed if cfg.synthetic_seed is None else cfg.synthetic_seed
 
 
+def backbone_options(model: ModelConfig) -> dict:
+    """The backbone builder's keyword options that `model` sets (the builder's defaults otherwise;
+    a backbone that has no such option refuses it by name)."""
+    extra = {} if model.semantic_weight is None else {"semantic_weight": model.semantic_weight}
+    if model.strides is not None:
+        extra["strides"] = tuple(model.strides)
+    if model.torch_default_init:
+        extra["torch_default_init"] = True
+    return extra
+
+
 def build_method(cfg: PretrainConfig):
     def make_backbone(drop_path: float):
-        extra = {} if cfg.model.semantic_weight is None else {"semantic_weight": cfg.model.semantic_weight}
-        if cfg.model.strides is not None:
-            extra["strides"] = tuple(cfg.model.strides)
-        if cfg.model.torch_default_init:
-            extra["torch_default_init"] = True
-        return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights, **extra)
+        return create_backbone(cfg.model.backbone, drop_path_rate=drop_path, weights=cfg.model.weights,
+                               **backbone_options(cfg.model))
 
     if cfg.method == "saip":  # builds its own SAIP ViT (the full token sets, not the pooled feature)
         method = SAIP(cfg.saip, cfg.model.backbone, cfg.crops.global_size, drop_path=cfg.model.drop_path,
