@@ -1,6 +1,7 @@
 """`humanssl pretrain` end to end on tiny shapes: outputs, exact resume, bad inputs."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -146,3 +147,13 @@ def test_method_ssprl_without_a_config_runs_the_ssprl_demo(capsys):
     out = capsys.readouterr().out
     assert "method: ssprl" in out and "backbone: resnet_mini" in out
     assert "lr: 10.0" in out and "size_crops:\n  - 56\n  - 24" in out
+
+
+@pytest.mark.parametrize("override", ["model.init=/runs/dino", "train.run_name=other", "first_stage.method=dino"])
+def test_a_first_stage_override_of_a_key_it_sets_itself_is_refused_by_name(tmp_path, override):
+    from humanssl.cli import DEMO_PRETRAIN_SOLIDER, demo_config_path
+    from humanssl.pretrain_first_stage import first_stage_config
+
+    cfg = load_config(PretrainConfig, demo_config_path(DEMO_PRETRAIN_SOLIDER), [f"first_stage.overrides=[{override}]"])
+    with pytest.raises(UserError, match=rf"first_stage.overrides: '{re.escape(override)}' sets {override.split('=')[0]}"):
+        first_stage_config(cfg, tmp_path)

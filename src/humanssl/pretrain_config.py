@@ -70,7 +70,8 @@ class FirstStageConfig:
     # none: no first stage. DINO and SOLIDER share the backbone and DINO head that are handed over.
     method: Literal["dino", "solider"] | None = None
     # key=value changes to this run's resolved config for the first stage (its method, data
-    # world and seed are this run's unless changed here), e.g. ["train.epochs=100"]
+    # world and seed are this run's unless changed here), e.g. ["train.epochs=100"]. Its folder,
+    # fresh start (no model.init) and silent kNN are fixed; overriding them is refused.
     overrides: list[str] = field(default_factory=list)
 
 

@@ -14,6 +14,8 @@ from humanssl.errors import UserError
 from humanssl.pretrain_config import PretrainConfig
 
 FOLDER = "first_stage"
+# Keys the first stage sets itself; an override of one of them would be dropped without a word.
+FIXED_KEYS = ("first_stage", "model.init", "knn.enabled", "train.output_dir", "train.run_name", "train.resume")
 
 
 def first_stage_config(cfg: PretrainConfig, run_dir: Path) -> PretrainConfig:
@@ -26,7 +28,11 @@ def first_stage_config(cfg: PretrainConfig, run_dir: Path) -> PretrainConfig:
     tree["method"] = cfg.first_stage.method
     try:
         for item in cfg.first_stage.overrides:
-            set_dotted(tree, *parse_override(item))
+            key, value = parse_override(item)
+            if any(key == k or key.startswith(k + ".") for k in FIXED_KEYS):
+                raise UserError(f"'{item}' sets {key}, which the first stage sets itself "
+                                f"(it starts from fresh networks and writes to <run>/{FOLDER})")
+            set_dotted(tree, key, value)
         tree["first_stage"] = {"method": None, "overrides": []}
         tree["model"]["init"] = None
         tree["knn"]["enabled"] = False
