@@ -144,3 +144,33 @@ def test_recipe_config_resolves_to_the_official_numbers(capsys):
     for line in ("method: selfgait", "lr: 0.06", "weight_decay: 0.0004", "momentum: 0.996", "p: 8", "m: 16",
                  "batch_size: 128", "max_steps: 80000", "frames: 30"):
         assert line in shown, line
+
+
+def test_batches_grouped_by_view_hold_one_view_each(casia):
+    from types import SimpleNamespace
+
+    from humanssl.data.gait import load_casiab
+    from humanssl.gait_config import GaitDataConfig, GaitPretrainSamplerConfig
+    from humanssl.pretrain_gait import training_data
+
+    seqs = [s for s in load_casiab(casia) if int(s.subject) < 75]
+    one = SimpleNamespace(rank=0, world_size=1)
+    by_view = GaitPretrainSamplerConfig(p=2, m=3, group_by="view")
+    dataset, sampler = training_data(GaitDataConfig(frames=4), seqs, by_view, 0, one, by_view.group_by)
+    batches = [sampler.batch(0, b) for b in range(6)]
+    assert all(len(b) == 6 and len({seqs[i].view for i in b}) == 1 for b in batches)
+    assert {seqs[b[0]].view for b in batches} == set(VIEWS)
+    _, by_id = training_data(GaitDataConfig(frames=4), seqs, GaitPretrainSamplerConfig(p=2, m=3), 0, one)
+    assert all(len({seqs[i].subject for i in by_id.batch(0, b)}) == 2 for b in range(6))
+
+
+def test_pretrain_with_the_unofficial_view_options(casia, tmp_path, capsys):
+    rc = main(["pretrain", "method=selfgait", "data.source=casiab", f"data.root={casia}", "data.split=casiab",
+               "sampler.p=2", "sampler.m=2", "sampler.group_by=view", "selfgait.stretch=[0.6,1.4]",
+               "selfgait.head_norm=per_strip", "train.max_steps=2", f"train.output_dir={tmp_path}",
+               "train.run_name=pre", "eval.enabled=false", *TINY])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "batches of 4 (one view each)" in captured.out
+    losses = [r["byol"] for r in read_metrics(tmp_path / "pre" / "metrics.jsonl") if "byol" in r]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))

@@ -52,6 +52,15 @@ class GaitSamplerConfig:
 
 
 @dataclass
+class GaitPretrainSamplerConfig(GaitSamplerConfig):
+    # "identity" (official): P ids x M sequences; the ids only group the batch, the BYOL loss
+    # never sees them. "view" (not official; needs no labels): each batch holds P x M sequences
+    # of one camera view, so the heads' BatchNorm statistics, and with them the target, leave
+    # out what all clips of that view share (benchmarks/README.md, "SelfGait against scratch").
+    group_by: Literal["identity", "view"] = "identity"
+
+
+@dataclass
 class GaitEvalConfig:
     enabled: bool = True  # evaluate on the test split at the end (and before, see baselines)
     baselines: bool = True  # also score the model as initialised, before training
@@ -97,7 +106,7 @@ class GaitPretrainConfig:
     method: Literal["selfgait"] = "selfgait"
     data: GaitDataConfig = field(default_factory=GaitDataConfig)
     selfgait: SelfGaitConfig = field(default_factory=SelfGaitConfig)
-    sampler: GaitSamplerConfig = field(default_factory=GaitSamplerConfig)
+    sampler: GaitPretrainSamplerConfig = field(default_factory=GaitPretrainSamplerConfig)
     optim: GaitOptimConfig = field(default_factory=GaitOptimConfig)
     train: GaitTrainConfig = field(default_factory=GaitTrainConfig)
     eval: GaitEvalConfig = field(default_factory=GaitEvalConfig)

@@ -73,11 +73,16 @@ def gait_split(cfg: GaitDataConfig, root: Path) -> tuple[GaitSplit, str]:
     return make_split(cfg.split or "casiab-gaitset", seqs), "casia-b"
 
 
-def training_data(cfg: GaitDataConfig, sequences, sampler_cfg, seed: int, dist):
+def training_data(cfg: GaitDataConfig, sequences, sampler_cfg, seed: int, dist, group_by: str = "identity"):
+    """The training sequences and their P x M sampler; `group_by="view"` makes every batch P x M
+    sequences of one view instead."""
     frames = FrameSampling(cfg.frame_mode, cfg.frames)
     dataset = GaitSequences(sequences, frames)
-    sampler = GaitTripletSampler(dataset.labels, sampler_cfg.p, sampler_cfg.m, seed=seed, rank=dist.rank,
-                                 world_size=dist.world_size)
+    groups, p, m = dataset.labels, sampler_cfg.p, sampler_cfg.m
+    if group_by == "view":
+        views = sorted({s.view for s in sequences})
+        groups, p, m = [views.index(s.view) for s in sequences], 1, p * m
+    sampler = GaitTripletSampler(groups, p, m, seed=seed, rank=dist.rank, world_size=dist.world_size)
     return dataset, sampler
 
 
@@ -120,10 +125,11 @@ def _run(cfg: GaitPretrainConfig, dist, echo) -> dict:
     split, protocol = gait_split(cfg.data, root)
     echo(split.summary())
     # SelfGait's sampler draws P ids x M sequences; the ids only group the batch, the BYOL loss never sees them
-    dataset, sampler = training_data(cfg.data, split.train, cfg.sampler, cfg.train.seed, dist)
+    dataset, sampler = training_data(cfg.data, split.train, cfg.sampler, cfg.train.seed, dist, cfg.sampler.group_by)
     method = SelfGait(cfg.selfgait)
     constant_lr(cfg.optim, cfg.train, dist)
-    echo(f"method selfgait, {len(dataset)} training sequences, batches of {cfg.sampler.p} x {cfg.sampler.m}, "
+    grouping = "one view each" if cfg.sampler.group_by == "view" else f"{cfg.sampler.p} ids x {cfg.sampler.m}"
+    echo(f"method selfgait, {len(dataset)} training sequences, batches of {cfg.train.batch_size} ({grouping}), "
          f"{dist.world_size} process(es) on {dist.device}")
 
     scores_path = run_dir / EVAL_FILE

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from humanssl.errors import UserError
-from humanssl.methods.selfgait import SelfGait, SelfGaitConfig, flip_frames
+from humanssl.methods.selfgait import SelfGait, SelfGaitConfig, flip_frames, stretch_width
 from tests.fixtures import conformance, needs_fixture
 from tests.models.test_selfgait import INIT, IO, load_initial
 
@@ -125,3 +125,33 @@ def test_per_strip_head_norm_makes_targets_of_different_walkers_differ():
     # knowledge of the clip. Per-strip statistics remove that shared profile.
     pooled, per_strip = _target_cosine_between_walkers("pooled"), _target_cosine_between_walkers("per_strip")
     assert pooled > 0.95 and per_strip < 0.8, (pooled, per_strip)
+
+
+def _width(clip: torch.Tensor) -> int:
+    """Columns holding any foreground in a (frames, h, w) clip."""
+    return int(clip.amax(dim=(0, 1)).gt(0).sum())
+
+
+def test_stretch_scales_each_clip_s_width_about_its_centre_and_keeps_silhouettes_binary():
+    clips = torch.zeros(2, 3, 8, 40)
+    clips[:, :, 2:6, 10:30] = 1.0  # 20 columns wide, centred
+    assert torch.equal(stretch_width(clips, 1.0, 1.0), clips)
+    half = stretch_width(clips, 0.5, 0.5)
+    assert torch.equal(half.unique(), torch.tensor([0.0, 1.0]))
+    assert [_width(c) for c in half] == [10, 10]
+    assert torch.equal(half[0, :, :, 15:25], clips[0, :, :, 15:25])  # about the centre column
+    torch.manual_seed(0)
+    widths = {_width(c) for c in stretch_width(clips.repeat(8, 1, 1, 1), 0.6, 1.4)}
+    assert len(widths) > 1 and min(widths) >= 12 and max(widths) <= 28  # one factor per clip
+    with pytest.raises(UserError, match=r"selfgait.stretch"):
+        SelfGait(SelfGaitConfig(stretch=(1.2, 0.8)))
+
+
+def test_stretched_views_differ_in_width_and_official_views_do_not():
+    clips = torch.zeros(16, 2, 8, 40)
+    clips[:, :, 2:6, 10:30] = 1.0
+    torch.manual_seed(0)
+    official = SelfGait().views({"silhouettes": clips})
+    assert {_width(c) for view in official for c in view} == {20}
+    stretched = SelfGait(SelfGaitConfig(stretch=(0.6, 1.4))).views({"silhouettes": clips})
+    assert sum(_width(a) != _width(b) for a, b in zip(*stretched)) >= 8

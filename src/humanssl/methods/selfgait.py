@@ -14,6 +14,10 @@ Per step, for a batch of clips (n, s, 64, 44) with values 0/1:
   5. after the optimizer step: target <- m * target + (1 - m) * online for SetNet, TP and
      projection; m = 0.996 constant (official) or cosine 0.996 -> 1 (`momentum_schedule`).
 
+Not official: `stretch=(lo, hi)` also stretches each view's width by its own random factor, the
+same for all frames of the clip. Silhouettes from neighbouring cameras differ mostly in how wide
+the stride and body appear, so a pair then spans some of that change.
+
 The heads' BatchNorm pools its statistics over strips and samples (`head_norm="pooled"`,
 official). Then every strip's share of the body profile stays in the target, and any two
 clips' targets are nearly parallel at initialisation. `"per_strip"` keeps statistics per strip,
@@ -33,6 +37,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from humanssl.engine.optim import decay_groups
 from humanssl.engine.schedules import cosine_schedule
@@ -58,6 +63,9 @@ class SelfGaitConfig:
     # "per_strip": statistics per strip, over the samples only, so the target tells clips apart.
     head_norm: Literal["pooled", "per_strip"] = "pooled"
     flip_prob: float = 0.5  # per-frame horizontal flip when the method makes the two views
+    # Not official (None): each view's width is scaled by a factor drawn from [lo, hi], one per
+    # clip and view, about the centre column (benchmarks/README.md, "SelfGait against scratch").
+    stretch: tuple[float, float] | None = None
     # The official SGD applies weight decay to every parameter, norms and biases included.
     decay_norms_and_biases: bool = True
 
@@ -68,6 +76,18 @@ def flip_frames(clips: Tensor, prob: float) -> Tensor:
     return torch.where(flip[:, :, None, None], clips.flip(-1), clips)
 
 
+def stretch_width(clips: Tensor, low: float, high: float) -> Tensor:
+    """Scale each clip of (n, s, h, w) 0/1 silhouettes horizontally about its centre column by a
+    factor drawn from [low, high] per clip; the result is 0/1 again."""
+    n = clips.shape[0]
+    factor = torch.empty(n, device=clips.device).uniform_(low, high)
+    theta = torch.zeros(n, 2, 3, device=clips.device, dtype=clips.dtype)
+    theta[:, 0, 0] = 1.0 / factor  # output column x samples input column x / factor
+    theta[:, 1, 1] = 1.0
+    grid = F.affine_grid(theta, list(clips.shape), align_corners=False)
+    return (F.grid_sample(clips, grid, align_corners=False) > 0.5).to(clips.dtype)
+
+
 class SelfGait(Method):
     def __init__(self, cfg: SelfGaitConfig | None = None) -> None:
         super().__init__()
@@ -76,6 +96,8 @@ class SelfGait(Method):
             raise UserError(f"selfgait.cosine_over must be 'parts' or 'channels'; got {cfg.cosine_over!r}")
         if cfg.momentum_schedule not in ("constant", "cosine"):
             raise UserError(f"selfgait.momentum_schedule must be 'constant' or 'cosine'; got {cfg.momentum_schedule!r}")
+        if cfg.stretch is not None and not 0 < cfg.stretch[0] <= cfg.stretch[1]:
+            raise UserError(f"selfgait.stretch must be [low, high] with 0 < low <= high; got {list(cfg.stretch)}")
         # Online branch (trained).
         self.online_network = SelfGaitSetNet(cfg.hidden_dim)
         self.conv_trans = MicroMotionModule(128, 128, NUM_PARTS, cfg.div)
@@ -113,7 +135,10 @@ class SelfGait(Method):
         if "silhouettes" not in batch:
             raise UserError("a SelfGait batch needs 'silhouettes' (n, frames, h, w) or both 'view1' and 'view2'")
         clips = batch["silhouettes"].float()
-        return flip_frames(clips, self.cfg.flip_prob), flip_frames(clips, self.cfg.flip_prob)
+        views = [clips, clips]
+        if self.cfg.stretch is not None:
+            views = [stretch_width(clips, *self.cfg.stretch) for _ in views]
+        return flip_frames(views[0], self.cfg.flip_prob), flip_frames(views[1], self.cfg.flip_prob)
 
     def online(self, view: Tensor) -> Tensor:
         return self.predictor(self.projection_1(self.TP_1(self.conv_trans(self.online_network(view)))))
