@@ -74,7 +74,9 @@ def main() -> None:
              *([] if args.official else UNOFFICIAL)])
         run([*finetune, f"model.init={args.out / byol}", "model.fresh_part_fcs=true",
              f"train.run_name={byol}-finetuned"])
-        rows.append((seed, nm_rank1(args.out / f"scratch-{seed}"), nm_rank1(args.out / f"{byol}-finetuned")))
+        # rounded as printed, so that the gain column is the difference of the two shown
+        rows.append((seed, round(nm_rank1(args.out / f"scratch-{seed}"), 1),
+                     round(nm_rank1(args.out / f"{byol}-finetuned"), 1)))
     print(f"\nNM rank-1 after {args.finetune_steps} fine-tuning steps, 4 labelled ids ({name} BYOL settings)")
     print("seed  scratch  BYOL  gain")
     for seed, scratch, byol in rows:

@@ -44,6 +44,21 @@ def nm_rank1(run: Path, key: str) -> float:
     return json.loads((run / "eval.json").read_text())[key]["rank1"]["NM"]
 
 
+def losses_on_a_fixed_batch(method, batch: dict, key: str, lr: float, steps: int) -> list[float]:
+    """Train `method` with SGD on one batch for `steps` steps (its after_step included, e.g.
+    BYOL's target update); the loss `key` of every step."""
+    opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+    losses = []
+    for step in range(steps):
+        loss = method.training_step(batch, step)[key]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        method.after_step(step)
+        losses.append(loss.item())
+    return losses
+
+
 def test_pretrain_then_finetune_with_few_labels(casia, tmp_path, capsys):
     out = tmp_path / "runs"
     rc = main(["pretrain", "method=selfgait", "data.source=casiab", f"data.root={casia}", "data.split=casiab",
@@ -98,15 +113,7 @@ def test_triplet_finetuning_loss_falls_on_a_fixed_batch(casia):
     seqs = [s for s in load_casiab(casia) if s.subject in ("001", "002", "003") and s.seq_type in NM[:2]]
     ds = GaitSequences(seqs, FrameSampling("window", 4))
     batch = collate_clips([ds[i] for i in range(len(ds))])  # 3 ids x 2 walks x 2 views
-    method = GaitFinetune(SelfGaitEncoder(hidden_dim=16))
-    opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
-    losses = []
-    for step in range(8):
-        loss = method.training_step(batch, step)["triplet"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = losses_on_a_fixed_batch(GaitFinetune(SelfGaitEncoder(hidden_dim=16)), batch, "triplet", 0.5, 8)
     assert losses[0] > 0 and losses[-1] < 0.9 * losses[0], losses
 
 
@@ -174,3 +181,18 @@ def test_pretrain_with_the_unofficial_view_options(casia, tmp_path, capsys):
     assert "batches of 4 (one view each)" in captured.out
     losses = [r["byol"] for r in read_metrics(tmp_path / "pre" / "metrics.jsonl") if "byol" in r]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+@pytest.mark.parametrize("options", [{}, {"head_norm": "per_strip", "stretch": (0.6, 1.4)}], ids=["official", "unofficial"])
+def test_byol_loss_falls_on_a_fixed_batch(casia, options):
+    from humanssl.data.gait import FrameSampling, GaitSequences, collate_clips, load_casiab
+    from humanssl.methods.selfgait import SelfGait, SelfGaitConfig
+
+    torch.manual_seed(0)
+    np.random.seed(0)  # the frame windows come from the global NumPy RNG
+    seqs = [s for s in load_casiab(casia) if int(s.subject) < 75 and s.seq_type in NM[:2]]
+    ds = GaitSequences(seqs, FrameSampling("window", 4))
+    batch = collate_clips([ds[i] for i in range(len(ds))])  # 4 ids x 2 walks x 2 views
+    method = SelfGait(SelfGaitConfig(hidden_dim=16, mlp_hidden_size=32, projection_size=16, **options)).train()
+    losses = losses_on_a_fixed_batch(method, batch, "byol", 0.05, 10)
+    assert losses[0] > 0 and sum(losses[-3:]) / 3 < 0.7 * losses[0], losses
