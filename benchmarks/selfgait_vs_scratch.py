@@ -15,7 +15,7 @@ NM rank-1 (identical views excluded) on the 20 test walkers, per seed and as a m
     python benchmarks/selfgait_vs_scratch.py --out /tmp/sg [--seeds 0 1 2 3 4] [--official]
 
 `--official` pretrains with the official heads, views and batches instead of the three
-unofficial settings this repository measured (README, Gait). About 9 minutes per seed on a
+unofficial settings this repository measured (README, Gait). About 10 minutes per seed on a
 2-core CPU.
 """
 
