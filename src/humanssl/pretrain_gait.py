@@ -124,7 +124,8 @@ def _run(cfg: GaitPretrainConfig, dist, echo) -> dict:
     root = gait_root(cfg.data, run_dir, cfg.train.seed, dist)
     split, protocol = gait_split(cfg.data, root)
     echo(split.summary())
-    # SelfGait's sampler draws P ids x M sequences; the ids only group the batch, the BYOL loss never sees them
+    # Official: P ids x M sequences (the ids only group the batch; the BYOL loss never sees them).
+    # sampler.group_by=view draws each batch from one view instead.
     dataset, sampler = training_data(cfg.data, split.train, cfg.sampler, cfg.train.seed, dist, cfg.sampler.group_by)
     method = SelfGait(cfg.selfgait)
     constant_lr(cfg.optim, cfg.train, dist)
