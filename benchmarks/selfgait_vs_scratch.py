@@ -25,7 +25,12 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from humanssl.cli import main as humanssl
+from humanssl.engine.distributed import DistInfo
+from humanssl.gait_config import GaitDataConfig, SyntheticGaitConfig
+from humanssl.pretrain_gait import synthetic_casiab
 
 NM = ["nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "nm-06"]
 VIEWS = ["000", "054", "090", "126", "180"]
@@ -33,14 +38,12 @@ UNOFFICIAL = ["selfgait.head_norm=per_strip", "selfgait.stretch=[0.6,1.4]", "sam
 FINETUNE = ["label_rate=0.1", "sampler.p=4", "sampler.m=4"]
 
 
-def write_tree(root: Path) -> None:
-    from humanssl.data.synthetic_gait import write_casiab
-
-    if not (root / ".complete").is_file():
-        opts = dict(seed=0, types=tuple(NM), views=tuple(VIEWS), frames=(12, 14))
-        write_casiab(root, 40, first_id=1, **opts)
-        write_casiab(root, 20, first_id=75, **opts)
-        (root / ".complete").write_text("40 training, 20 test walkers\n")
+def write_tree(out: Path) -> Path:
+    """The setting's tree, written once (into out/synthetic_casiab) by the code behind
+    `data.source=synthetic`."""
+    walkers = SyntheticGaitConfig(seed=0, train_ids=40, test_ids=20, types=NM, views=VIEWS, frames=(12, 14))
+    one_process = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    return synthetic_casiab(GaitDataConfig(source="synthetic", synthetic=walkers), out, 0, one_process)
 
 
 def nm_rank1(run: Path) -> float:
@@ -60,8 +63,7 @@ def main() -> None:
     ap.add_argument("--finetune-steps", type=int, default=60)
     ap.add_argument("--official", action="store_true", help="pretrain with the official SelfGait settings")
     args = ap.parse_args()
-    tree = args.out / "tree"
-    write_tree(tree)
+    tree = write_tree(args.out)
     name = "official" if args.official else "unofficial"
     rows = []
     for seed in args.seeds:

@@ -135,10 +135,10 @@ class SelfGait(Method):
         if "silhouettes" not in batch:
             raise UserError("a SelfGait batch needs 'silhouettes' (n, frames, h, w) or both 'view1' and 'view2'")
         clips = batch["silhouettes"].float()
-        views = [clips, clips]
-        if self.cfg.stretch is not None:
-            views = [stretch_width(clips, *self.cfg.stretch) for _ in views]
-        return flip_frames(views[0], self.cfg.flip_prob), flip_frames(views[1], self.cfg.flip_prob)
+        view_1 = view_2 = clips
+        if self.cfg.stretch is not None:  # a factor of its own for each view
+            view_1, view_2 = stretch_width(clips, *self.cfg.stretch), stretch_width(clips, *self.cfg.stretch)
+        return flip_frames(view_1, self.cfg.flip_prob), flip_frames(view_2, self.cfg.flip_prob)
 
     def online(self, view: Tensor) -> Tensor:
         return self.predictor(self.projection_1(self.TP_1(self.conv_trans(self.online_network(view)))))
