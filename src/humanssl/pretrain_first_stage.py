@@ -14,8 +14,13 @@ from humanssl.errors import UserError
 from humanssl.pretrain_config import PretrainConfig
 
 FOLDER = "first_stage"
-# Keys the first stage sets itself; an override of one of them would be dropped without a word.
-FIXED_KEYS = ("first_stage", "model.init", "knn.enabled", "train.output_dir", "train.run_name", "train.resume")
+
+
+def fixed_settings(run_dir: Path) -> dict:
+    """What the first stage sets itself, whatever the overrides say: no stage of its own, fresh
+    networks, no kNN, its own folder inside the run (resumed when there)."""
+    return {"first_stage": {"method": None, "overrides": []}, "model.init": None, "knn.enabled": False,
+            "train.output_dir": str(run_dir), "train.run_name": FOLDER, "train.resume": "auto"}
 
 
 def first_stage_config(cfg: PretrainConfig, run_dir: Path) -> PretrainConfig:
@@ -26,17 +31,16 @@ def first_stage_config(cfg: PretrainConfig, run_dir: Path) -> PretrainConfig:
                         f"where the networks start; set one of them")
     tree = to_dict(cfg)
     tree["method"] = cfg.first_stage.method
+    fixed = fixed_settings(run_dir)
     try:
         for item in cfg.first_stage.overrides:
             key, value = parse_override(item)
-            if any(key == k or key.startswith(k + ".") for k in FIXED_KEYS):
+            if any(key == k or key.startswith(k + ".") for k in fixed):
                 raise UserError(f"'{item}' sets {key}, which the first stage sets itself "
                                 f"(it starts from fresh networks and writes to <run>/{FOLDER})")
             set_dotted(tree, key, value)
-        tree["first_stage"] = {"method": None, "overrides": []}
-        tree["model"]["init"] = None
-        tree["knn"]["enabled"] = False
-        tree["train"].update(output_dir=str(run_dir), run_name=FOLDER, resume="auto")
+        for key, value in fixed.items():
+            set_dotted(tree, key, value)
         return build(PretrainConfig, tree, prefix="")
     except UserError as err:
         raise UserError(f"first_stage.overrides: {err}") from None
